@@ -1,9 +1,10 @@
 // Package netlab is Concord's network laboratory for tests: it builds small,
 // real networks out of Linux network namespaces so that tests can reproduce
-// TCP behaviour deterministically (for instance a TCP simultaneous open).
+// TCP behaviour deterministically — a TCP simultaneous open, a silently dead
+// peer, a lossy or slow link — with the real kernel stack and real sockets.
 //
 // It is test infrastructure, imported only from _test.go files of other
-// packages; library code never imports it.
+// packages; library code never imports it. It runs only on Linux as root.
 //
 // # Require
 //
@@ -11,8 +12,53 @@
 //
 //	netlab.Require(t)
 //
-// which checks that the process can use namespaces (Linux, root, `ip` and
-// `iptables` on PATH, `ip netns add` works). If it cannot, the test is
-// skipped with the reason, except under CI=true, where it fails with the
-// reason: in CI these tests are mandatory.
+// (NewPair calls it too) which checks that the process can use namespaces:
+// Linux, root, `ip` and `iptables` on PATH, and `ip netns add` works. If it
+// cannot, the test is skipped with the reason, except under CI=true, where it
+// fails with the reason: in CI these tests are mandatory.
+//
+// # Pairs and hosts
+//
+// NewPair creates two hosts, A and B, each a network namespace, joined by a
+// veth pair whose ends are created directly inside the namespaces (nothing is
+// added to the root namespace, so parallel tests cannot collide). A has
+// 10.x.y.1/24 and fd00:cc:x:y::1/64, B has .2 and ::2, loopback is up, the
+// neighbour entries are static and IPv6 DAD is off, so the link works from
+// the first packet.
+//
+// Host.Do runs Go code inside a namespace: a goroutine locks its OS thread
+// and joins the namespace with setns(2); sockets created there belong to the
+// namespace for good. The thread is left locked so the Go runtime destroys it
+// when the goroutine ends (see Do). Host.Run and Host.Start run commands
+// (`ip netns exec`), Host.AddRule installs iptables/ip6tables rules,
+// Host.Sockets lists the namespace's TCP sockets with their kernel states.
+//
+// # Simultaneous open
+//
+// Pair.SimultaneousOpen forces a TCP simultaneous open: outgoing bare SYNs
+// are dropped in both namespaces, both dials start, and once both sockets are
+// in SYN-SENT the rules go; the SYNs retransmitted after the initial RTO
+// (~1 s) cross. It is deterministic: no timing race decides the outcome.
+//
+// # Cleanup
+//
+// Everything is undone through tb.Cleanup whether the test passes or fails:
+// rules and other registered undo steps (last first), then processes started
+// with Start (SIGKILL by PID, then reaped), then the namespaces (which takes
+// the veth pair with them). On SIGINT or SIGTERM a handler, installed only
+// while a pair is alive, does the same and then re-raises the signal. A
+// binary that dies without either — SIGKILL, or the panic of `go test
+// -timeout` — leaves namespaces named Prefix+"<pid>-…"; the first NewPair of
+// the next run deletes those whose pid is gone (SweepStale). By hand:
+//
+//	ip netns list | grep '^cnlab-' | cut -d' ' -f1 | xargs -rn1 ip netns del
+//
+// Sockets a test still holds keep their namespace's network stack alive after
+// its name is deleted, until the test closes them.
+//
+// # Limits
+//
+// No tc netem in the kernel this was written on, so delay and loss are made
+// with iptables and NFQUEUE. Namespaces are created with the `ip` tool, not
+// through netlink directly, costing a few milliseconds per command.
 package netlab

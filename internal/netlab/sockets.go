@@ -1,0 +1,155 @@
+package netlab
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// TCPState is a socket state as the Linux kernel numbers it in
+// /proc/net/tcp (include/net/tcp_states.h).
+type TCPState uint8
+
+// Kernel TCP states.
+const (
+	StateEstablished TCPState = 1
+	StateSynSent     TCPState = 2
+	StateSynRecv     TCPState = 3
+	StateFinWait1    TCPState = 4
+	StateFinWait2    TCPState = 5
+	StateTimeWait    TCPState = 6
+	StateClose       TCPState = 7
+	StateCloseWait   TCPState = 8
+	StateLastAck     TCPState = 9
+	StateListen      TCPState = 10
+	StateClosing     TCPState = 11
+	StateNewSynRecv  TCPState = 12
+)
+
+var stateNames = [...]string{
+	StateEstablished: "ESTABLISHED",
+	StateSynSent:     "SYN-SENT",
+	StateSynRecv:     "SYN-RECV",
+	StateFinWait1:    "FIN-WAIT-1",
+	StateFinWait2:    "FIN-WAIT-2",
+	StateTimeWait:    "TIME-WAIT",
+	StateClose:       "CLOSE",
+	StateCloseWait:   "CLOSE-WAIT",
+	StateLastAck:     "LAST-ACK",
+	StateListen:      "LISTEN",
+	StateClosing:     "CLOSING",
+	StateNewSynRecv:  "NEW-SYN-RECV",
+}
+
+func (s TCPState) String() string {
+	if int(s) < len(stateNames) && stateNames[s] != "" {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("TCPState(%d)", uint8(s))
+}
+
+// Socket is one TCP socket as the kernel lists it.
+type Socket struct {
+	Local, Remote netip.AddrPort
+	State         TCPState
+}
+
+func (s Socket) String() string {
+	return fmt.Sprintf("%s %s -> %s", s.State, s.Local, s.Remote)
+}
+
+// Sockets lists the TCP sockets (IPv4 and IPv6) of the host's namespace,
+// read from /proc/thread-self/net/tcp{,6} on a thread inside it. Listening
+// sockets, request sockets (SYN-RECV on a listener) and TIME-WAIT sockets
+// are included.
+func (h *Host) Sockets() ([]Socket, error) {
+	var all []Socket
+	err := h.Do(func() error {
+		for _, f := range []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"} {
+			ss, err := readProcNetTCP(f)
+			if err != nil {
+				return err
+			}
+			all = append(all, ss...)
+		}
+		return nil
+	})
+	return all, err
+}
+
+func readProcNetTCP(path string) ([]Socket, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ss, err := parseProcNetTCP(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return ss, nil
+}
+
+// parseProcNetTCP parses the format of /proc/net/tcp and /proc/net/tcp6:
+// a header line, then per socket "sl local_address rem_address st ...",
+// where an address is the raw network-order IP printed as 32-bit words in
+// host byte order, a colon, and the port in hex.
+func parseProcNetTCP(r io.Reader) ([]Socket, error) {
+	sc := bufio.NewScanner(r)
+	var out []Socket
+	first := true
+	for sc.Scan() {
+		if first {
+			first = false
+			continue
+		}
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 {
+			return nil, fmt.Errorf("short line %q", sc.Text())
+		}
+		local, err := parseProcAddr(fields[1])
+		if err != nil {
+			return nil, err
+		}
+		remote, err := parseProcAddr(fields[2])
+		if err != nil {
+			return nil, err
+		}
+		st, err := strconv.ParseUint(fields[3], 16, 8)
+		if err != nil {
+			return nil, fmt.Errorf("state %q: %w", fields[3], err)
+		}
+		out = append(out, Socket{Local: local, Remote: remote, State: TCPState(st)})
+	}
+	return out, sc.Err()
+}
+
+func parseProcAddr(s string) (netip.AddrPort, error) {
+	ipHex, portHex, ok := strings.Cut(s, ":")
+	if !ok {
+		return netip.AddrPort{}, fmt.Errorf("address %q: no colon", s)
+	}
+	raw, err := hex.DecodeString(ipHex)
+	if err != nil || (len(raw) != 4 && len(raw) != 16) {
+		return netip.AddrPort{}, fmt.Errorf("address %q: bad IP", s)
+	}
+	port, err := strconv.ParseUint(portHex, 16, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("address %q: bad port: %w", s, err)
+	}
+	// hex.DecodeString read each word's digits most significant first;
+	// the kernel printed each word in host order, so re-encode each word
+	// in host order to get the network-order bytes back.
+	ip := make([]byte, len(raw))
+	for i := 0; i < len(raw); i += 4 {
+		binary.NativeEndian.PutUint32(ip[i:], binary.BigEndian.Uint32(raw[i:]))
+	}
+	addr, _ := netip.AddrFromSlice(ip)
+	return netip.AddrPortFrom(addr.Unmap(), uint16(port)), nil
+}
