@@ -1,0 +1,92 @@
+package muxer
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/concordp2p/concord/network"
+)
+
+// Muxer turns one secured connection into a Session of many streams.
+// Implementations are safe for concurrent use and hold no per-connection
+// state: one Muxer value serves every connection of a host.
+type Muxer interface {
+	// ID is the protocol ID negotiated for this muxer, such as
+	// "/yamux/1.0.0": the multistream-select token, the Noise
+	// stream_muxers entry and the TLS ALPN value.
+	ID() string
+
+	// NewSession starts a session over conn, which the session owns from
+	// now on (closing the session closes conn). role says which side this
+	// is after the simultaneous-open election; RoleUnknown is an error.
+	// NewSession does no I/O before it returns, so it needs no context.
+	NewSession(conn net.Conn, role network.Role) (Session, error)
+}
+
+// Session is one multiplexed connection. All methods are safe for
+// concurrent use.
+type Session interface {
+	// OpenStream opens a new outbound stream. ctx bounds only the opening;
+	// the peer learns of the stream with the first frame, so OpenStream
+	// does not wait for the peer to accept it.
+	OpenStream(ctx context.Context) (Stream, error)
+
+	// AcceptStream waits for the next inbound stream, until ctx is done or
+	// the session closes. On ctx cancellation it returns context.Cause(ctx).
+	AcceptStream(ctx context.Context) (Stream, error)
+
+	// Ping sends a ping and returns the round-trip time. It returns at the
+	// latest when ctx is done, when the session closes or after the
+	// implementation's ping timeout.
+	Ping(ctx context.Context) (time.Duration, error)
+
+	// Close closes the session and its connection at once. Streams still
+	// open fail with ErrSessionClosed; data the peer has buffered but not
+	// read is lost, so protocols that need delivery close their streams
+	// (CloseWrite, then wait for the peer's EOF) before the session.
+	// Close is idempotent and returns nil after the first call.
+	Close() error
+
+	// Done is closed when the session has closed, for whatever reason.
+	Done() <-chan struct{}
+
+	// Err returns why the session closed, nil while it is open. It is an
+	// *Error with Kind ErrSessionClosed whose cause says more: net.ErrClosed
+	// after a local Close, ErrKeepaliveTimeout, ErrGoAway, ErrProtocol or
+	// the connection's read or write error.
+	Err() error
+
+	// IsClosed reports whether Done is closed.
+	IsClosed() bool
+
+	// NumStreams is the number of streams open in either direction.
+	NumStreams() int
+}
+
+// Stream is one bidirectional byte stream of a Session. It is a net.Conn
+// (its addresses are the session's connection's) plus half-close and reset.
+// Methods are safe for concurrent use; concurrent Writes do not interleave
+// their bytes.
+//
+// A Write that makes no progress, because the peer grants no flow-control
+// credit or the session cannot send, fails after the implementation's stall
+// timeout with an *Error of Kind ErrWriteStalled, whatever the deadline. A
+// Write that keeps making progress does not fail however long it takes.
+// Deadlines set with SetDeadline and SetWriteDeadline fail operations with
+// an *Error of Kind os.ErrDeadlineExceeded; both kinds report Timeout().
+type Stream interface {
+	net.Conn
+
+	// CloseWrite half-closes the stream: the peer reads the data written
+	// so far and then io.EOF. Later Writes fail with net.ErrClosed.
+	CloseWrite() error
+
+	// CloseRead stops reading: later Reads fail with net.ErrClosed and
+	// data the peer sends is discarded. The peer is not told.
+	CloseRead() error
+
+	// Reset aborts both directions at once and tells the peer, whose
+	// operations then fail with ErrStreamReset. Unsent data is dropped.
+	Reset() error
+}

@@ -1,0 +1,219 @@
+package yamux
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	yamux "github.com/libp2p/go-yamux/v5"
+
+	"github.com/concordp2p/concord/muxer"
+)
+
+// aLongTimeAgo is a deadline in the past, used to wake a blocked Write.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// stream adapts *yamux.Stream to muxer.Stream and adds the write-stall
+// timeout.
+//
+// # Write progress
+//
+// go-yamux's Write blocks while the stream has no send window (the peer
+// stopped reading) or the session's send queue is full, until the write
+// deadline. Write therefore runs go-yamux's Write in attempts, each with a
+// deadline at most stallCheck ahead (or the caller's deadline, if sooner).
+// An attempt that times out having sent some bytes is progress; one that
+// sent nothing is not, and once no progress has been seen for the stall
+// timeout Write fails with muxer.ErrWriteStalled. Progress is timed when an
+// attempt returns, so the failure comes between the stall timeout and the
+// stall timeout plus stallCheck after the last byte moved.
+type stream struct {
+	ys   *yamux.Stream
+	sess *session
+
+	stall      time.Duration // fail a write after this long without progress
+	stallCheck time.Duration // attempt length: stall/4
+
+	wmu sync.Mutex // serializes Writes, so concurrent writes do not interleave
+
+	dmu       sync.Mutex // guards the fields below and calls to ys.SetWriteDeadline
+	userWD    time.Time  // the caller's write deadline; zero: none
+	attemptWD time.Time  // deadline of the attempt in progress, or the last one; zero: none set
+	writing   bool       // an attempt is in progress
+
+	readClosed  atomic.Bool // CloseRead or Close was called
+	writeClosed atomic.Bool // CloseWrite or Close was called
+}
+
+var _ muxer.Stream = (*stream)(nil)
+
+func (s *session) wrap(ys *yamux.Stream) *stream {
+	return &stream{
+		ys:         ys,
+		sess:       s,
+		stall:      s.cfg.writeStall,
+		stallCheck: s.cfg.writeStall / 4,
+	}
+}
+
+func (st *stream) Read(b []byte) (int, error) {
+	if st.readClosed.Load() {
+		return 0, &muxer.Error{Op: "read", Kind: net.ErrClosed}
+	}
+	n, err := st.ys.Read(b)
+	if err != nil && st.readClosed.Load() {
+		// go-yamux reports a local CloseRead as a reset
+		return n, &muxer.Error{Op: "read", Kind: net.ErrClosed}
+	}
+	return n, st.streamErr("read", err)
+}
+
+func (st *stream) Write(b []byte) (int, error) {
+	if st.writeClosed.Load() {
+		return 0, &muxer.Error{Op: "write", Kind: net.ErrClosed}
+	}
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+
+	total := 0
+	lastProgress := time.Now()
+	for {
+		now := time.Now()
+		if user := st.beginAttempt(now); !user.IsZero() && !now.Before(user) {
+			st.endAttempt()
+			return total, &muxer.Error{Op: "write", Kind: os.ErrDeadlineExceeded}
+		}
+		n, err := st.ys.Write(b[total:])
+		st.endAttempt()
+		total += n
+		if err == nil {
+			return total, nil
+		}
+		if st.writeClosed.Load() {
+			return total, &muxer.Error{Op: "write", Kind: net.ErrClosed}
+		}
+		if !errors.Is(err, yamux.ErrTimeout) {
+			return total, st.streamErr("write", err)
+		}
+		// The attempt's deadline passed: the caller's, or ours.
+		now = time.Now()
+		if user := st.userDeadline(); !user.IsZero() && !now.Before(user) {
+			return total, &muxer.Error{Op: "write", Kind: os.ErrDeadlineExceeded}
+		}
+		if n > 0 {
+			lastProgress = now
+		} else if now.Sub(lastProgress) >= st.stall {
+			return total, &muxer.Error{Op: "write", Kind: muxer.ErrWriteStalled,
+				Err: fmt.Errorf("no bytes accepted for %v (peer granted no flow-control credit or the session could not send)", st.stall)}
+		}
+	}
+}
+
+// beginAttempt arms go-yamux's write deadline for one attempt starting at
+// now and returns the caller's deadline. An armed deadline at least half an
+// attempt ahead is reused: setting one costs a timer.
+func (st *stream) beginAttempt(now time.Time) (user time.Time) {
+	st.dmu.Lock()
+	defer st.dmu.Unlock()
+	st.writing = true
+	dl := now.Add(st.stallCheck)
+	if !st.userWD.IsZero() && st.userWD.Before(dl) {
+		dl = st.userWD
+	} else if !st.attemptWD.IsZero() && st.attemptWD.After(now.Add(st.stallCheck/2)) && !st.attemptWD.After(dl) {
+		return st.userWD
+	}
+	st.attemptWD = dl
+	_ = st.ys.SetWriteDeadline(dl) // never fails
+	return st.userWD
+}
+
+func (st *stream) endAttempt() {
+	st.dmu.Lock()
+	st.writing = false
+	st.dmu.Unlock()
+}
+
+func (st *stream) userDeadline() time.Time {
+	st.dmu.Lock()
+	defer st.dmu.Unlock()
+	return st.userWD
+}
+
+func (st *stream) SetDeadline(t time.Time) error {
+	_ = st.SetReadDeadline(t)
+	return st.SetWriteDeadline(t)
+}
+
+func (st *stream) SetReadDeadline(t time.Time) error {
+	return st.ys.SetReadDeadline(t) // never fails
+}
+
+// SetWriteDeadline records the caller's deadline; a Write in progress
+// honours it at once if it is sooner than the attempt's own deadline.
+func (st *stream) SetWriteDeadline(t time.Time) error {
+	st.dmu.Lock()
+	defer st.dmu.Unlock()
+	st.userWD = t
+	if !t.IsZero() && (st.attemptWD.IsZero() || t.Before(st.attemptWD)) {
+		st.attemptWD = t
+		_ = st.ys.SetWriteDeadline(t)
+	} else if !st.writing {
+		st.attemptWD = time.Time{} // the next attempt arms its own
+	}
+	return nil
+}
+
+// wakeWriter makes a Write blocked in go-yamux return at once; it then sees
+// writeClosed.
+func (st *stream) wakeWriter() {
+	st.dmu.Lock()
+	st.attemptWD = aLongTimeAgo
+	_ = st.ys.SetWriteDeadline(aLongTimeAgo)
+	st.dmu.Unlock()
+}
+
+func (st *stream) CloseWrite() error {
+	if st.writeClosed.Swap(true) {
+		return nil
+	}
+	st.wakeWriter()
+	return st.closeErr("close write", st.ys.CloseWrite())
+}
+
+func (st *stream) CloseRead() error {
+	st.readClosed.Store(true)
+	return st.ys.CloseRead() // never fails
+}
+
+// Close closes both directions: the peer reads EOF after the data written
+// so far. It returns an error when the stream had been reset or the session
+// closed, in which case data written before may not have reached the peer.
+func (st *stream) Close() error {
+	st.readClosed.Store(true)
+	_ = st.ys.CloseRead()
+	if st.writeClosed.Swap(true) {
+		return nil
+	}
+	st.wakeWriter()
+	return st.closeErr("close", st.ys.CloseWrite())
+}
+
+func (st *stream) closeErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return st.streamErr(op, err)
+}
+
+func (st *stream) Reset() error {
+	st.readClosed.Store(true)
+	st.writeClosed.Store(true)
+	return st.ys.Reset() // never fails
+}
+
+func (st *stream) LocalAddr() net.Addr  { return st.ys.LocalAddr() }
+func (st *stream) RemoteAddr() net.Addr { return st.ys.RemoteAddr() }

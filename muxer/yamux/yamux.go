@@ -1,0 +1,241 @@
+package yamux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	yamux "github.com/libp2p/go-yamux/v5"
+
+	"github.com/concordp2p/concord/muxer"
+	"github.com/concordp2p/concord/network"
+)
+
+// ID is the protocol ID of yamux in multistream-select, Noise's
+// stream_muxers and TLS ALPN.
+const ID = "/yamux/1.0.0"
+
+// ErrUnknownRole is returned by NewSession for a Role other than
+// RoleInitiator or RoleResponder.
+var ErrUnknownRole = errors.New("yamux: role must be initiator or responder")
+
+// Muxer is the yamux muxer.Muxer. It is immutable and safe for concurrent
+// use; one value serves every connection.
+type Muxer struct {
+	cfg resolved
+}
+
+var _ muxer.Muxer = (*Muxer)(nil)
+
+// New returns a Muxer with cfg, whose zero fields mean Concord's defaults.
+func New(cfg Config) (*Muxer, error) {
+	r, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return &Muxer{cfg: r}, nil
+}
+
+// ID returns "/yamux/1.0.0".
+func (m *Muxer) ID() string { return ID }
+
+// NewSession starts a yamux session over conn: the yamux client for
+// RoleInitiator (odd stream IDs), the server for RoleResponder. The session
+// owns conn. It starts go-yamux's goroutines (receive loop, send loop, RTT
+// measurement, keepalive timer), all of which end when the session closes.
+func (m *Muxer) NewSession(conn net.Conn, role network.Role) (muxer.Session, error) {
+	return m.newSession(conn, role)
+}
+
+func (m *Muxer) newSession(conn net.Conn, role network.Role) (*session, error) {
+	rc := &recordingConn{Conn: conn}
+	var (
+		ys  *yamux.Session
+		err error
+	)
+	switch role {
+	case network.RoleInitiator:
+		ys, err = yamux.Client(rc, m.cfg.yamuxConfig(), nil)
+	case network.RoleResponder:
+		ys, err = yamux.Server(rc, m.cfg.yamuxConfig(), nil)
+	default:
+		return nil, fmt.Errorf("%w, got %v", ErrUnknownRole, role)
+	}
+	if err != nil {
+		// Config was checked by New; go-yamux refusing it is a bug here.
+		return nil, fmt.Errorf("yamux: starting session: %w", err)
+	}
+	return &session{
+		ys:       ys,
+		conn:     rc,
+		cfg:      &m.cfg,
+		acceptCh: make(chan *yamux.Stream),
+	}, nil
+}
+
+// session adapts *yamux.Session to muxer.Session.
+type session struct {
+	ys   *yamux.Session
+	conn *recordingConn
+	cfg  *resolved
+
+	// acceptCh carries streams from the accept goroutine (started by the
+	// first AcceptStream) to AcceptStream callers; unbuffered, so at most
+	// one accepted stream waits outside go-yamux's backlog.
+	acceptOnce sync.Once
+	acceptCh   chan *yamux.Stream // accept goroutine -> AcceptStream
+
+	errOnce sync.Once
+	err     *muxer.Error // why the session closed; set once Done is closed
+}
+
+var _ muxer.Session = (*session)(nil)
+
+func (s *session) OpenStream(ctx context.Context) (muxer.Stream, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open stream: %w", context.Cause(ctx))
+	}
+	ys, err := s.ys.OpenStream(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("open stream: %w", context.Cause(ctx))
+		}
+		if s.ys.IsClosed() {
+			return nil, s.opErr("open stream")
+		}
+		return nil, &muxer.Error{Op: "open stream", Kind: muxer.ErrSessionClosed, Err: err}
+	}
+	return s.wrap(ys), nil
+}
+
+func (s *session) AcceptStream(ctx context.Context) (muxer.Stream, error) {
+	s.acceptOnce.Do(func() { go s.acceptLoop() })
+	select {
+	case ys := <-s.acceptCh:
+		return s.wrap(ys), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("accept stream: %w", context.Cause(ctx))
+	case <-s.ys.CloseChan():
+		return nil, s.opErr("accept stream")
+	}
+}
+
+// acceptLoop hands go-yamux's accepted streams to AcceptStream callers
+// until the session closes, which ends it.
+func (s *session) acceptLoop() {
+	for {
+		ys, err := s.ys.AcceptStream()
+		if err != nil {
+			return // only when the session has closed
+		}
+		select {
+		case s.acceptCh <- ys:
+		case <-s.ys.CloseChan():
+			_ = ys.Reset()
+			return
+		}
+	}
+}
+
+func (s *session) Ping(ctx context.Context) (time.Duration, error) {
+	type result struct {
+		rtt time.Duration
+		err error
+	}
+	// go-yamux's Ping takes no context; it returns within two ping
+	// timeouts or when the session closes, so this goroutine cannot
+	// outlive either.
+	done := make(chan result, 1)
+	go func() {
+		rtt, err := s.ys.Ping()
+		done <- result{rtt, err}
+	}()
+	select {
+	case r := <-done:
+		switch {
+		case r.err == nil:
+			return r.rtt, nil
+		case s.ys.IsClosed():
+			return 0, s.opErr("ping")
+		case errors.Is(r.err, yamux.ErrTimeout):
+			return 0, &muxer.Error{Op: "ping", Kind: os.ErrDeadlineExceeded,
+				Err: fmt.Errorf("no answer within the ping timeout %v", s.cfg.pingTimeout)}
+		}
+		return 0, &muxer.Error{Op: "ping", Kind: muxer.ErrSessionClosed, Err: r.err}
+	case <-ctx.Done():
+		return 0, fmt.Errorf("ping: %w", context.Cause(ctx))
+	}
+}
+
+func (s *session) Close() error {
+	_ = s.ys.Close() // always nil
+	return nil
+}
+
+func (s *session) Done() <-chan struct{} { return s.ys.CloseChan() }
+
+func (s *session) IsClosed() bool { return s.ys.IsClosed() }
+
+func (s *session) NumStreams() int { return s.ys.NumStreams() }
+
+func (s *session) Err() error {
+	if !s.ys.IsClosed() {
+		return nil
+	}
+	return s.closeErr()
+}
+
+// closeErr returns the classified reason the session closed. It must be
+// called only after the session has closed.
+func (s *session) closeErr() *muxer.Error {
+	s.errOnce.Do(func() {
+		// go-yamux exposes its shutdown error only through the
+		// operations that fail with it; OpenStream on a closed session
+		// returns it before doing anything else.
+		_, cause := s.ys.OpenStream(context.Background())
+		s.err = closeCause(cause, s.conn.firstErr())
+	})
+	return s.err
+}
+
+// opErr is the error an operation returns because the session has closed.
+func (s *session) opErr(op string) error {
+	ce := s.closeErr()
+	return &muxer.Error{Op: op, Kind: muxer.ErrSessionClosed, Remote: ce.Remote, Code: ce.Code, Err: ce.Err}
+}
+
+// recordingConn remembers the first error of the underlying connection, so
+// that a session closed by a broken connection is told apart from one closed
+// by a protocol violation.
+type recordingConn struct {
+	net.Conn
+	err atomic.Pointer[error]
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+func (c *recordingConn) firstErr() error {
+	if p := c.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
