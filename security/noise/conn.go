@@ -171,13 +171,14 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	if len(c.wpending) > 0 {
-		if err := c.flushPending(); err != nil {
+		if _, err := c.flushPending(); err != nil {
 			return 0, err
 		}
 	}
 	written := 0
 	for len(b) > 0 {
 		chunk := b[:min(len(b), maxPlaintext)]
+		nonce := c.send.Nonce()
 		frame, err := c.send.Encrypt(c.wbuf[:lenPrefix], nil, chunk)
 		if err != nil {
 			c.werr = fmt.Errorf("security/noise: encrypting: %w", err)
@@ -185,32 +186,43 @@ func (c *Conn) Write(b []byte) (int, error) {
 		}
 		binary.BigEndian.PutUint16(frame, uint16(len(frame)-lenPrefix))
 		c.wbuf = frame[:0]
-		// The chunk is committed: its nonce is spent, so it is sent whole,
-		// now or by the next Write after a timeout.
+		c.wpending = frame
+		sent, err := c.flushPending()
+		if sent == 0 && err != nil {
+			// Nothing of the frame left: the chunk was not written. After
+			// a timeout, take its nonce back and drop the frame so that
+			// the stream stays intact.
+			c.send.SetNonce(nonce)
+			c.wpending = nil
+			return written, err
+		}
+		// Once a byte of the frame left, the chunk is committed: the
+		// rest of the frame goes out first in the next Write.
 		written += len(chunk)
 		b = b[len(chunk):]
-		c.wpending = frame
-		if err := c.flushPending(); err != nil {
+		if err != nil {
 			return written, err
 		}
 	}
 	return written, nil
 }
 
-func (c *Conn) flushPending() error {
+// flushPending writes c.wpending and reports how many bytes left. A timeout
+// keeps the rest pending; any other error is permanent.
+func (c *Conn) flushPending() (int, error) {
 	n, err := c.raw.Write(c.wpending)
 	c.wpending = c.wpending[n:]
 	if err == nil {
-		return nil
+		return n, nil
 	}
 	if isTimeout(err) {
-		return err
+		return n, err
 	}
 	if c.isClosed() {
 		err = net.ErrClosed
 	}
 	c.werr = err
-	return err
+	return n, err
 }
 
 func isTimeout(err error) bool {

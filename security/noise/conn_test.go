@@ -1,0 +1,179 @@
+package noise
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+
+	"golang.org/x/net/nettest"
+
+	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/security"
+)
+
+// securePair returns both ends of a Noise connection over the raw pair
+// made by pair.
+func securePair(t testing.TB, pair func(testing.TB) (net.Conn, net.Conn)) (*Conn, *Conn, func()) {
+	t.Helper()
+	c1, c2 := pair(t)
+	ki, kr := testKey(t, peer.Ed25519, 0), testKey(t, peer.Ed25519, 1)
+	ri, rr := handshakePair(context.Background(), newTransport(t, ki, Config{}), newTransport(t, kr, Config{}), c1, c2, security.Params{}, security.Params{})
+	if ri.err != nil || rr.err != nil {
+		closeBoth(ri, rr)
+		t.Fatalf("handshake: %v, %v", ri.err, rr.err)
+	}
+	return ri.conn.(*Conn), rr.conn.(*Conn), func() { closeBoth(ri, rr) }
+}
+
+func TestNettestConn(t *testing.T) {
+	for _, link := range []struct {
+		name string
+		pair func(testing.TB) (net.Conn, net.Conn)
+	}{{"pipe", pipePair}, {"tcp", tcpPair}} {
+		t.Run(link.name, func(t *testing.T) {
+			nettest.TestConn(t, func() (net.Conn, net.Conn, func(), error) {
+				a, b, stop := securePair(t, link.pair)
+				return a, b, stop, nil
+			})
+		})
+	}
+}
+
+// TestLargeWrite: a write larger than a frame is split into frames of at
+// most 65535 bytes and arrives whole.
+func TestLargeWrite(t *testing.T) {
+	a, b, stop := securePair(t, tcpPair)
+	defer stop()
+	data := make([]byte, 3*maxPlaintext+1234)
+	rand.Read(data)
+	errc := make(chan error, 1)
+	go func() {
+		n, err := a.Write(data)
+		if err == nil && n != len(data) {
+			err = io.ErrShortWrite
+		}
+		errc <- err
+	}()
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(b, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("data read differs from data written")
+	}
+}
+
+// TestFrameSizes looks at the wire: every frame is at most 65535 bytes and
+// the split is maximal.
+func TestFrameSizes(t *testing.T) {
+	ki, kr := testKey(t, peer.Ed25519, 0), testKey(t, peer.Ed25519, 1)
+	c1, c2 := net.Pipe()
+	ri, rr := handshakePair(context.Background(), newTransport(t, ki, Config{}), newTransport(t, kr, Config{}), c1, c2, security.Params{}, security.Params{})
+	defer closeBoth(ri, rr)
+	if ri.err != nil || rr.err != nil {
+		t.Fatalf("handshake: %v, %v", ri.err, rr.err)
+	}
+	go ri.conn.Write(make([]byte, 2*maxPlaintext+10))
+	var sizes []int
+	for range 3 {
+		var hdr [2]byte
+		if _, err := io.ReadFull(c2, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		n := int(binary.BigEndian.Uint16(hdr[:]))
+		sizes = append(sizes, n)
+		if _, err := io.ReadFull(c2, make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []int{maxMessage, maxMessage, 10 + tagSize}
+	for i := range want {
+		if sizes[i] != want[i] {
+			t.Fatalf("frame sizes %v, want %v", sizes, want)
+		}
+	}
+}
+
+// TestAlteredCiphertext: one flipped bit after the handshake makes the
+// reader fail with ErrDecrypt and closes the connection.
+func TestAlteredCiphertext(t *testing.T) {
+	ki, kr := testKey(t, peer.Ed25519, 0), testKey(t, peer.Ed25519, 1)
+	c1, mitm1 := net.Pipe()
+	mitm2, c2 := net.Pipe()
+	var flip sync.WaitGroup
+	flip.Add(2)
+	var armed = make(chan struct{})
+	relay := func(dst, src net.Conn, corrupt bool) {
+		defer flip.Done()
+		buf := make([]byte, 70000)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 && corrupt {
+				select {
+				case <-armed:
+					buf[n-1] ^= 0x80
+				default:
+				}
+			}
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					src.Close()
+					return
+				}
+			}
+			if err != nil {
+				dst.Close()
+				return
+			}
+		}
+	}
+	go relay(mitm2, mitm1, true)
+	go relay(mitm1, mitm2, false)
+	defer flip.Wait()
+	ri, rr := handshakePair(context.Background(), newTransport(t, ki, Config{}), newTransport(t, kr, Config{}), c1, c2, security.Params{}, security.Params{})
+	defer closeBoth(ri, rr)
+	if ri.err != nil || rr.err != nil {
+		t.Fatalf("handshake: %v, %v", ri.err, rr.err)
+	}
+	close(armed)
+	go ri.conn.Write([]byte("hello"))
+	_, err := rr.conn.Read(make([]byte, 10))
+	if !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("read error %v, want ErrDecrypt", err)
+	}
+	if _, err := rr.conn.Read(make([]byte, 10)); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("second read error %v, want ErrDecrypt again", err)
+	}
+	if _, err := rr.conn.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("write after ErrDecrypt: %v, want net.ErrClosed", err)
+	}
+}
+
+func TestCloseIdempotent(t *testing.T) {
+	a, b, stop := securePair(t, pipePair)
+	defer stop()
+	first := a.Close()
+	for range 3 {
+		if err := a.Close(); err != first {
+			t.Fatalf("Close again = %v, want the first result %v", err, first)
+		}
+	}
+	if _, err := a.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write after Close = %v, want net.ErrClosed", err)
+	}
+	if _, err := a.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Read after Close = %v, want net.ErrClosed", err)
+	}
+	if _, err := b.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("peer Read after Close = %v, want io.EOF", err)
+	}
+}
