@@ -1,7 +1,7 @@
 package simopen
 
 import (
-		"fmt"
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
