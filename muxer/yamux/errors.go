@@ -25,6 +25,8 @@ func closeCause(cause, connErr error) *muxer.Error {
 		e.Err, e.Code = net.ErrClosed, ga.ErrorCode
 	case errors.Is(cause, yamux.ErrKeepAliveTimeout):
 		e.Err = muxer.ErrKeepaliveTimeout
+	case errors.Is(cause, muxer.ErrProtocol):
+		e.Err = cause // refused by the window guard
 	case errors.Is(cause, yamux.ErrConnectionWriteTimeout):
 		e.Err = muxer.ErrConnWriteTimeout
 	case connErr != nil && (errors.Is(cause, connErr) || errors.Is(cause, io.ErrUnexpectedEOF)):

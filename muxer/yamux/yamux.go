@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	yamux "github.com/libp2p/go-yamux/v5"
@@ -53,7 +52,7 @@ func (m *Muxer) NewSession(conn net.Conn, role network.Role) (muxer.Session, err
 }
 
 func (m *Muxer) newSession(conn net.Conn, role network.Role) (*session, error) {
-	rc := &recordingConn{Conn: conn}
+	rc := newGuardedConn(conn)
 	var (
 		ys  *yamux.Session
 		err error
@@ -81,7 +80,7 @@ func (m *Muxer) newSession(conn net.Conn, role network.Role) (*session, error) {
 // session adapts *yamux.Session to muxer.Session.
 type session struct {
 	ys   *yamux.Session
-	conn *recordingConn
+	conn *guardedConn
 	cfg  *resolved
 
 	// acceptCh carries streams from the accept goroutine (started by the
@@ -207,35 +206,4 @@ func (s *session) closeErr() *muxer.Error {
 func (s *session) opErr(op string) error {
 	ce := s.closeErr()
 	return &muxer.Error{Op: op, Kind: muxer.ErrSessionClosed, Remote: ce.Remote, Code: ce.Code, Err: ce.Err}
-}
-
-// recordingConn remembers the first error of the underlying connection, so
-// that a session closed by a broken connection is told apart from one closed
-// by a protocol violation.
-type recordingConn struct {
-	net.Conn
-	err atomic.Pointer[error]
-}
-
-func (c *recordingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if err != nil {
-		c.err.CompareAndSwap(nil, &err)
-	}
-	return n, err
-}
-
-func (c *recordingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	if err != nil {
-		c.err.CompareAndSwap(nil, &err)
-	}
-	return n, err
-}
-
-func (c *recordingConn) firstErr() error {
-	if p := c.err.Load(); p != nil {
-		return *p
-	}
-	return nil
 }

@@ -1,0 +1,209 @@
+package yamux
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/concordp2p/concord/muxer"
+)
+
+// Frame layout (yamux spec.md): a 12-byte header, big endian:
+//
+//	version(1) type(1) flags(2) stream ID(4) length(4)
+//
+// followed by length payload bytes for a data frame only. For a window
+// update the length is the credit added; for ping the opaque value; for
+// go-away the error code.
+const (
+	frameData         = 0
+	frameWindowUpdate = 1
+	// ping (2) and go-away (3) carry no payload and no stream.
+
+	flagSYNBit = 1
+	flagFINBit = 4
+	flagRSTBit = 8
+)
+
+// guardedConn is the connection go-yamux reads and writes. It remembers the
+// connection's first error, so that a session closed by a broken
+// connection is told apart from one closed by a protocol violation, and it
+// guards go-yamux's send windows against overflow.
+//
+// # The window-update overflow guard
+//
+// go-yamux v5.1.0 adds a peer's window update to a stream's send window
+// with an unchecked uint32 addition (Stream.incrSendWindow), the bug class
+// of rust-yamux's CVE-2026-31814. In Go the sum wraps silently: a crafted
+// update turns the window into any value the peer likes, for example 0,
+// which stalls the stream's writers although the peer has granted credit.
+// The guard mirrors every stream's send window from the frames that cross
+// the connection: the initial 256 KiB at the SYN, minus each data frame
+// written, plus each window update read. A window update that would take
+// the mirrored window past 2^32-1 is refused before go-yamux sees it: the
+// read fails with muxer.ErrProtocol and the session closes.
+//
+// The mirror never undercounts go-yamux's window: it adds credit when the
+// bytes are read, before go-yamux does, and subtracts data when it is
+// written to the connection, after go-yamux has. So every update that would
+// overflow go-yamux's window is caught. It can overcount by the data queued
+// in go-yamux's send queue (at most 64 frames), so an update within a few
+// MiB of the 4 GiB limit might be refused although go-yamux would have
+// survived it; no implementation grants windows that large.
+type guardedConn struct {
+	net.Conn
+	err atomic.Pointer[error] // first error of the underlying connection
+
+	mu      sync.Mutex             // guards the fields below
+	in, out frameScanner           // parsing state of each direction
+	windows map[uint32]*sendWindow // open streams by ID
+	bad     error                  // set once the peer violated the protocol
+}
+
+// sendWindow mirrors one stream's send window.
+type sendWindow struct {
+	credit        int64 // may dip below 0 only transiently, see above
+	finIn, finOut bool
+}
+
+func newGuardedConn(c net.Conn) *guardedConn {
+	return &guardedConn{Conn: c, windows: make(map[uint32]*sendWindow)}
+}
+
+func (c *guardedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		if c.bad == nil {
+			c.bad = c.in.scan(p[:n], c.inbound)
+		}
+		bad := c.bad
+		c.mu.Unlock()
+		if bad != nil {
+			// go-yamux never sees the offending bytes.
+			return 0, bad
+		}
+	}
+	if err != nil {
+		c.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+func (c *guardedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.mu.Lock()
+		_ = c.out.scan(p[:n], c.outbound) // outbound never fails
+		c.mu.Unlock()
+	}
+	if err != nil {
+		c.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+func (c *guardedConn) firstErr() error {
+	if p := c.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// window returns the mirror for id, creating it at a SYN. mu must be held.
+func (c *guardedConn) window(id uint32, flags uint16) *sendWindow {
+	w := c.windows[id]
+	if w == nil && flags&flagSYNBit != 0 {
+		w = &sendWindow{credit: initialStreamWindow}
+		c.windows[id] = w
+	}
+	return w
+}
+
+// closeFlags forgets a stream after a reset or after FIN both ways, as
+// go-yamux does. mu must be held.
+func (c *guardedConn) closeFlags(id uint32, w *sendWindow, flags uint16) {
+	if flags&flagRSTBit != 0 || w.finIn && w.finOut {
+		delete(c.windows, id)
+	}
+}
+
+// inbound handles a header the peer sent. mu must be held.
+func (c *guardedConn) inbound(h []byte) error {
+	typ, flags, id, length := parseHeader(h)
+	if typ != frameData && typ != frameWindowUpdate {
+		return nil
+	}
+	w := c.window(id, flags)
+	if w == nil {
+		return nil // go-yamux ignores frames of unknown streams too
+	}
+	if typ == frameWindowUpdate {
+		w.credit += int64(length)
+		if w.credit > math.MaxUint32 {
+			return fmt.Errorf("%w: window update of %d on stream %d overflows its send window (uint32)",
+				muxer.ErrProtocol, length, id)
+		}
+	}
+	w.finIn = w.finIn || flags&flagFINBit != 0
+	c.closeFlags(id, w, flags)
+	return nil
+}
+
+// outbound handles a header go-yamux sent. mu must be held.
+func (c *guardedConn) outbound(h []byte) error {
+	typ, flags, id, length := parseHeader(h)
+	if typ != frameData && typ != frameWindowUpdate {
+		return nil
+	}
+	w := c.window(id, flags)
+	if w == nil {
+		return nil
+	}
+	if typ == frameData {
+		w.credit -= int64(length)
+	}
+	w.finOut = w.finOut || flags&flagFINBit != 0
+	c.closeFlags(id, w, flags)
+	return nil
+}
+
+func parseHeader(h []byte) (typ uint8, flags uint16, id, length uint32) {
+	return h[1], binary.BigEndian.Uint16(h[2:4]), binary.BigEndian.Uint32(h[4:8]), binary.BigEndian.Uint32(h[8:12])
+}
+
+// frameScanner finds frame headers in a byte stream delivered in pieces.
+type frameScanner struct {
+	hdr  [headerSize]byte
+	have int    // header bytes collected so far
+	skip uint32 // payload bytes of the current data frame still to pass
+}
+
+// scan feeds p through the scanner and calls f with each complete header.
+func (s *frameScanner) scan(p []byte, f func(h []byte) error) error {
+	for len(p) > 0 {
+		if s.skip > 0 {
+			n := uint32(min(uint64(s.skip), uint64(len(p))))
+			s.skip -= n
+			p = p[n:]
+			continue
+		}
+		n := copy(s.hdr[s.have:], p)
+		s.have += n
+		p = p[n:]
+		if s.have < headerSize {
+			return nil
+		}
+		s.have = 0
+		if err := f(s.hdr[:]); err != nil {
+			return err
+		}
+		if s.hdr[1] == frameData {
+			s.skip = binary.BigEndian.Uint32(s.hdr[8:12])
+		}
+	}
+	return nil
+}
