@@ -45,7 +45,7 @@ type vecEntry struct {
 	// back to go out with the first security handshake write. Close
 	// means the sender closed the connection (the receiver reads EOF).
 	Hex       string `json:"hex,omitempty"`
-	Text      string `json:"text,omitempty"` // informative: Go-quoted Hex
+	Text      string `json:"text,omitempty"` // informative: Hex in Go escapes, without quotes
 	Pipelined bool   `json:"pipelined,omitempty"`
 	Close     bool   `json:"close,omitempty"`
 }
@@ -309,7 +309,8 @@ func vectorTable() []vector {
 			e := &vs[i].Transcript[j]
 			if !e.Close {
 				b, _ := hex.DecodeString(e.Hex)
-				e.Text = strconv.Quote(string(b))
+				q := strconv.Quote(string(b))
+				e.Text = q[1 : len(q)-1]
 			}
 		}
 	}
@@ -570,3 +571,5 @@ func checkExpect(t *testing.T, want vecExpect, res Result, err error, done bool)
 		}
 	}
 }
+
+func decodeHex(s string) ([]byte, error) { return hex.DecodeString(s) }
