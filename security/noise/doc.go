@@ -1,0 +1,87 @@
+// Package noise implements libp2p Noise, the channel-security handshake
+// negotiated as "/noise", for Concord's upgrader.
+//
+// # Specifications
+//
+//   - libp2p/specs noise/README.md (r2 2020-03-30 plus the
+//     NoiseExtensions field of the current revision):
+//     Noise_XX_25519_ChaChaPoly_SHA256, messages framed by a 2-byte
+//     big-endian length, at most 65535 bytes each; the handshake payload
+//     NoiseHandshakePayload{identity_key = 1, identity_sig = 2,
+//     extensions = 4}, NoiseExtensions{webtransport_certhashes = 1,
+//     stream_muxers = 2}; identity_sig signs
+//     "noise-libp2p-static-key:" || the static X25519 public key.
+//   - libp2p/specs connections/inlined-muxer-negotiation.md (r1
+//     2022-12-07): the responder lists its muxers in message 2, the
+//     initiator in message 3; the agreed muxer is the first of the
+//     initiator's list that the responder also lists.
+//
+// The Noise framework itself is github.com/flynn/noise.
+//
+// # Handshake
+//
+//	-> e                 initiator: no payload
+//	<- e, ee, s, es      responder: identity key, signature, its muxers
+//	-> s, se             initiator: identity key, signature, its muxers
+//
+// Each side checks the other's identity key (peer.UnmarshalPublicKey, so
+// RSA outside 2048–8192 bits is refused), the expected peer ID when one is
+// given (either role may give it), then the signature. Errors are
+// *security.HandshakeError values naming the step; see package security
+// for the sentinels.
+//
+// # Deliberate choices and deviations
+//
+//   - Disjoint muxer lists fail the handshake with
+//     security.ErrNoCommonMuxer when both lists are non-empty, as the
+//     inlined-muxer spec says ("If there is no overlap between the
+//     multiplexers support by client and server, the handshake MUST
+//     fail"). go-libp2p instead completes the handshake and leaves the muxer
+//     to multistream-select; against it, Concord fails where go-libp2p would
+//     fall back. The initiator detects the case after message 2 and fails
+//     without sending message 3. An empty list on either side means no muxer
+//     is agreed in the handshake (Conn.Muxer is "").
+//   - Message 1 must be exactly the 32-byte ephemeral key: a payload there
+//     (which would travel in clear) fails the handshake with
+//     security.ErrProtocol.
+//   - The payload decoder is strict: a known field with the wrong wire type,
+//     a singular field or the extensions field repeated, groups, overlong
+//     varints, more than 100 muxers (or certhashes), a muxer name that is
+//     empty, longer than 1024 bytes or not UTF-8, are all
+//     security.ErrProtocol. Unknown fields are skipped, as protobuf
+//     requires.
+//   - Concord never sends webtransport_certhashes and ignores received
+//     ones (after checking their bounds).
+//
+// # Defaults and performance
+//
+// A Transport reuses one static Noise key and the identity signature over
+// it for Config.StaticKeyLifetime (default one hour; negative means a new
+// key per handshake), as the spec allows ("a single static keypair may be
+// generated when noise-libp2p is initialized and used for all sessions").
+// The key is never written to disk. Diffie-Hellman runs on crypto/ecdh with
+// the handshake's keys kept parsed: flynn/noise's default DH25519 parses
+// (and so re-derives the public key of) the private key on every call,
+// doubling the scalar multiplications. BenchmarkHandshake compares both.
+//
+// # Connections
+//
+// The returned *Conn encrypts writes in messages of at most 65519 plaintext
+// bytes (65535 with the tag), splitting larger writes; its buffers are
+// allocated once per connection and grow once to the largest frame seen.
+// Reads are serialized, writes likewise, and one reader and one writer run
+// in parallel. A timeout (deadline) leaves the stream intact; a message that
+// fails authentication is ErrDecrypt and closes the connection. Close is
+// idempotent.
+//
+// # Cancellation
+//
+// Cancelling the Handshake context, or its deadline, sets a past deadline
+// on the raw connection, which unblocks the handshake; the raw connection is
+// then closed. After Handshake returns the context no longer matters.
+//
+// # Limits
+//
+// The spec's 2^64-1 message limit is enforced by flynn/noise (writes fail
+// with its ErrMaxNonce); no rekeying is done, as the spec defines none.
+package noise
