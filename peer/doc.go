@@ -9,8 +9,8 @@
 //
 // It implements the libp2p "Peer Ids and Keys" spec (libp2p/specs
 // peer-ids/peer-ids.md, revision r2 of 2021-04-30, including its later test
-// vectors section) and interoperates with go-libp2p, rust-libp2p and
-// js-libp2p keys and IDs.
+// vectors section), with the encodings go-libp2p, rust-libp2p and js-libp2p
+// use; the spec's test vectors are checked in the tests.
 //
 // # Keys
 //

@@ -17,7 +17,8 @@ import (
 // the key is written and synced to a temporary file in the same directory,
 // which is then hard-linked into place (link fails if path exists, so there
 // is no window where a concurrent writer could be overwritten) and removed;
-// readers see either no file or the whole key.
+// readers see either no file or the whole key. The directory's filesystem
+// must support hard links (any Linux or macOS local filesystem does).
 func WriteKeyFile(path string, k PrivKey) error {
 	b, err := MarshalPrivateKey(k)
 	if err != nil {

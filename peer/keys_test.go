@@ -340,6 +340,31 @@ func TestECDSAMalformed(t *testing.T) {
 	if _, err := UnmarshalPublicKey(encodeKeyMessage(ECDSA, rsaPub)); !errors.Is(err, ErrMalformedKey) {
 		t.Errorf("RSA key labelled ECDSA: got %v, want ErrMalformedKey", err)
 	}
+
+	// SEC 1 allows omitting the public key; crypto/x509 parses that, but
+	// this package always writes it, so the short form is a second
+	// encoding of the same key and is refused.
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noPub, err := asn1.Marshal(struct {
+		Version    int
+		PrivateKey []byte
+		Curve      asn1.ObjectIdentifier `asn1:"optional,explicit,tag:0"`
+	}{1, k.D.FillBytes(make([]byte, 32)), asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x509.ParseECPrivateKey(noPub); err != nil {
+		t.Fatalf("test input rejected by crypto/x509 itself: %v", err)
+	}
+	if _, err := UnmarshalPrivateKey(encodeKeyMessage(ECDSA, noPub)); !errors.Is(err, ErrMalformedKey) {
+		t.Errorf("SEC 1 key without public key: got %v, want ErrMalformedKey", err)
+	}
+	if _, err := UnmarshalPrivateKey(encodeKeyMessage(ECDSA, []byte("garbage"))); !errors.Is(err, ErrMalformedKey) {
+		t.Errorf("garbage ECDSA private key: got %v, want ErrMalformedKey", err)
+	}
 }
 
 // fakeRSAPublic builds a PKIX RSA public key whose modulus has the given
