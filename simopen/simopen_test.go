@@ -39,15 +39,31 @@ type side func(context.Context, net.Conn) (Result, net.Conn, error)
 // followed by a stub handshake in its role (see handshake).
 func runPair(t *testing.T, delay time.Duration, fa, fb side) (a, b outcome) {
 	t.Helper()
-	ca, cb := simopentest.Pipe(delay)
-	t.Cleanup(func() { ca.Close(); cb.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	return runPairDelay(t, ctx, delay, fa, fb, nil)
+}
+
+// runPairCtx is runPair with a caller's ctx and a pause between the stage
+// and the handshake.
+func runPairCtx(t *testing.T, ctx context.Context, fa, fb side, pause func()) (a, b outcome) {
+	t.Helper()
+	return runPairDelay(t, ctx, 0, fa, fb, pause)
+}
+
+func runPairDelay(t *testing.T, ctx context.Context, delay time.Duration, fa, fb side, pause func()) (a, b outcome) {
+	t.Helper()
+	ca, cb := simopentest.Pipe(delay)
+	defer ca.Close()
+	defer cb.Close()
 	run := func(f side, c net.Conn) outcome {
 		r, conn, err := f(ctx, c)
 		if err != nil {
 			c.Close() // as the upgrader would: the peer's stage ends too
 			return outcome{res: r, err: err}
+		}
+		if pause != nil {
+			pause()
 		}
 		return outcome{res: r, conn: conn, herr: handshake(r.Role, conn)}
 	}

@@ -101,7 +101,9 @@ func held(from string, toks ...string) vecEntry {
 	return e
 }
 
-func raw(from string, b string) vecEntry { return vecEntry{From: from, Hex: hex.EncodeToString([]byte(b))} }
+func raw(from string, b string) vecEntry {
+	return vecEntry{From: from, Hex: hex.EncodeToString([]byte(b))}
+}
 
 func closed(from string) vecEntry { return vecEntry{From: from, Close: true} }
 
@@ -231,8 +233,8 @@ func vectorTable() []vector {
 		{
 			Name:        "tie-broken-by-peer-id",
 			Description: "Equal numbers; both dialed, so both know both peer IDs: the larger peer ID (bytewise, binary multihash) initiates. B's ID is the larger here.",
-			A: vecSide{Mode: "dial", Protocols: []string{noise}, Nonce: u(nonceB), LocalPeer: vecPeerLow, RemotePeer: vecPeerHigh},
-			B: vecSide{Mode: "dial", Protocols: []string{noise}, Nonce: u(nonceB), LocalPeer: vecPeerHigh, RemotePeer: vecPeerLow},
+			A:           vecSide{Mode: "dial", Protocols: []string{noise}, Nonce: u(nonceB), LocalPeer: vecPeerLow, RemotePeer: vecPeerHigh},
+			B:           vecSide{Mode: "dial", Protocols: []string{noise}, Nonce: u(nonceB), LocalPeer: vecPeerHigh, RemotePeer: vecPeerLow},
 			Transcript: []vecEntry{w("a", H, SO, noise), w("b", H, SO, noise), w("a", sel(nonceB)), w("b", sel(nonceB)),
 				w("a", TokenResponder), held("b", TokenInitiator, noise), w("a", noise)},
 			Expect: map[string]vecExpect{
