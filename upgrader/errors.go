@@ -1,0 +1,92 @@
+package upgrader
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/concordp2p/concord/peer"
+)
+
+// Stage names a step of the upgrade. It appears in errors and events.
+//
+//	admission → simopen → security → muxer → (done)
+type Stage uint8
+
+const (
+	// StageAdmission: the listener's limits and the accept-time gater.
+	StageAdmission Stage = iota + 1
+	// StageSimopen: initiator election and security protocol selection.
+	StageSimopen
+	// StageSecurity: the Noise or TLS handshake and the secured gater hook.
+	StageSecurity
+	// StageMuxer: muxer selection (inlined or over multistream), the
+	// session, and the post-muxer gater hook.
+	StageMuxer
+)
+
+func (s Stage) String() string {
+	switch s {
+	case StageAdmission:
+		return "admission"
+	case StageSimopen:
+		return "simopen"
+	case StageSecurity:
+		return "security"
+	case StageMuxer:
+		return "muxer"
+	}
+	return fmt.Sprintf("Stage(%d)", uint8(s))
+}
+
+// Sentinel conditions, checked with errors.Is on an upgrade error.
+var (
+	// ErrHandshakeTimeout: a stage or the whole upgrade ran past its
+	// deadline. The *Error's Stage says which stage was waiting.
+	ErrHandshakeTimeout = errors.New("handshake timeout")
+	// ErrAdmissionRefused: an inbound connection was over a listener limit
+	// and was closed without a handshake.
+	ErrAdmissionRefused = errors.New("admission refused")
+	// ErrGated: the connection gater refused the connection.
+	ErrGated = errors.New("refused by connection gater")
+	// ErrNoCommonProtocol: the peers share no security protocol or no muxer.
+	ErrNoCommonProtocol = errors.New("no common protocol")
+	// ErrClosed: the upgrader's listener is closed.
+	ErrClosed = errors.New("upgrader: listener closed")
+)
+
+// Error is the error an upgrade returns: the stage that failed, the remote
+// side as far as it is known, and the cause.
+type Error struct {
+	Stage Stage
+	// Remote is the remote transport address ("" if unknown).
+	Remote string
+	// RemotePeer is the expected or authenticated remote peer, "" if unknown.
+	RemotePeer peer.ID
+	Err        error
+}
+
+func (e *Error) Error() string {
+	who := e.Remote
+	if e.RemotePeer != "" {
+		if who != "" {
+			who += " "
+		}
+		who += "peer " + shortID(e.RemotePeer)
+	}
+	if who == "" {
+		who = "unknown remote"
+	}
+	return fmt.Sprintf("upgrader: %s stage with %s: %v", e.Stage, who, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// shortID is a log-friendly peer ID that never fails, even on an ID that
+// does not decode.
+func shortID(id peer.ID) string {
+	s := id.String()
+	if len(s) > 12 {
+		return s[len(s)-8:]
+	}
+	return s
+}
