@@ -37,6 +37,10 @@ var (
 	// clients, ...); the session was closed.
 	ErrProtocol = errors.New("muxer protocol violation by peer")
 
+	// ErrStreamsExhausted: the session has used up its stream IDs
+	// (2^31 streams per side); open a new session.
+	ErrStreamsExhausted = errors.New("stream IDs exhausted")
+
 	// ErrConnWriteTimeout: writing to the underlying connection blocked
 	// for the connection write timeout (the peer stopped reading the
 	// connection altogether); the session was closed.

@@ -143,6 +143,15 @@ func (e *pipeEnd) Close() error {
 	return nil
 }
 
+// closeWrite makes the peer read io.EOF after the buffered data; this end
+// can still read.
+func (e *pipeEnd) closeWrite() {
+	e.out.mu.Lock()
+	e.out.writeDone = true
+	e.out.cond.Broadcast()
+	e.out.mu.Unlock()
+}
+
 func (e *pipeEnd) LocalAddr() net.Addr  { return e.local }
 func (e *pipeEnd) RemoteAddr() net.Addr { return e.remote }
 

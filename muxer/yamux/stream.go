@@ -29,8 +29,10 @@ var aLongTimeAgo = time.Unix(1, 0)
 // An attempt that times out having sent some bytes is progress; one that
 // sent nothing is not, and once no progress has been seen for the stall
 // timeout Write fails with muxer.ErrWriteStalled. Progress is timed when an
-// attempt returns, so the failure comes between the stall timeout and the
-// stall timeout plus stallCheck after the last byte moved.
+// attempt returns, at most stallCheck after the bytes moved, and an attempt
+// never runs past the moment the stall timeout expires, so the failure comes
+// between the stall timeout and the stall timeout plus stallCheck after the
+// last byte moved.
 type stream struct {
 	ys   *yamux.Stream
 	sess *session
@@ -76,6 +78,9 @@ func (st *stream) Write(b []byte) (int, error) {
 	if st.writeClosed.Load() {
 		return 0, &muxer.Error{Op: "write", Kind: net.ErrClosed}
 	}
+	if len(b) == 0 {
+		return 0, nil
+	}
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
 
@@ -83,7 +88,7 @@ func (st *stream) Write(b []byte) (int, error) {
 	lastProgress := time.Now()
 	for {
 		now := time.Now()
-		if user := st.beginAttempt(now); !user.IsZero() && !now.Before(user) {
+		if user := st.beginAttempt(now, lastProgress.Add(st.stall)); !user.IsZero() && !now.Before(user) {
 			st.endAttempt()
 			return total, &muxer.Error{Op: "write", Kind: os.ErrDeadlineExceeded}
 		}
@@ -114,16 +119,22 @@ func (st *stream) Write(b []byte) (int, error) {
 }
 
 // beginAttempt arms go-yamux's write deadline for one attempt starting at
-// now and returns the caller's deadline. An armed deadline at least half an
-// attempt ahead is reused: setting one costs a timer.
-func (st *stream) beginAttempt(now time.Time) (user time.Time) {
+// now: stallCheck ahead, but no later than stallAt (when the write will have
+// made no progress for the stall timeout) or the caller's deadline, which it
+// returns. An armed deadline at least half an attempt ahead and no later
+// than that is reused: arming one costs a timer.
+func (st *stream) beginAttempt(now, stallAt time.Time) (user time.Time) {
 	st.dmu.Lock()
 	defer st.dmu.Unlock()
 	st.writing = true
 	dl := now.Add(st.stallCheck)
+	if stallAt.Before(dl) {
+		dl = stallAt
+	}
 	if !st.userWD.IsZero() && st.userWD.Before(dl) {
 		dl = st.userWD
-	} else if !st.attemptWD.IsZero() && st.attemptWD.After(now.Add(st.stallCheck/2)) && !st.attemptWD.After(dl) {
+	}
+	if !st.attemptWD.IsZero() && st.attemptWD.After(now.Add(st.stallCheck/2)) && !st.attemptWD.After(dl) {
 		return st.userWD
 	}
 	st.attemptWD = dl

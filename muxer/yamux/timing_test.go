@@ -136,6 +136,45 @@ func TestWriteStallTimeout(t *testing.T) {
 	}
 }
 
+// TestWriteStallAfterProgress: the stall clock starts at the last
+// progress, not at the start of the write: the peer reads for a while and
+// then stops.
+func TestWriteStallAfterProgress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, s := newSessions(t, Config{}, Config{})
+		a, b := openPair(t, c, s)
+		var lastRead time.Time
+		readerDone := make(chan struct{})
+		go func() {
+			defer close(readerDone)
+			buf := make([]byte, 128<<10)
+			for range 4 { // 512 KiB over 40 s, then nothing
+				time.Sleep(10 * time.Second)
+				if _, err := io.ReadFull(b, buf); err != nil {
+					t.Errorf("reader: %v", err)
+					return
+				}
+				lastRead = time.Now()
+			}
+		}()
+		start := time.Now()
+		_, err := a.Write(make([]byte, 4<<20))
+		failed := time.Now()
+		<-readerDone
+		if !errors.Is(err, muxer.ErrWriteStalled) {
+			t.Fatalf("Write: got %v, want ErrWriteStalled", err)
+		}
+		// the last credit left the reader at lastRead and arrived at once
+		silence := failed.Sub(lastRead)
+		t.Logf("write failed %v after it began, %v after the last credit", failed.Sub(start), silence)
+		if stall := DefaultWriteStallTimeout; silence < stall || silence > stall+stall/4 {
+			t.Errorf("Write failed %v after the last progress, want within [%v, %v]", silence, stall, stall+stall/4)
+		}
+		c.Close()
+		s.Close()
+	})
+}
+
 // TestWriteDeadlineBeforeStall: a caller's deadline sooner than the stall
 // timeout wins and is reported as a deadline, not a stall.
 func TestWriteDeadlineBeforeStall(t *testing.T) {

@@ -107,6 +107,11 @@ func (s *session) OpenStream(ctx context.Context) (muxer.Stream, error) {
 		if s.ys.IsClosed() {
 			return nil, s.opErr("open stream")
 		}
+		if errors.Is(err, yamux.ErrStreamsExhausted) {
+			return nil, &muxer.Error{Op: "open stream", Kind: muxer.ErrStreamsExhausted}
+		}
+		// go-yamux fails an open otherwise only when the session closes
+		// meanwhile or its memory manager refuses, and it has none.
 		return nil, &muxer.Error{Op: "open stream", Kind: muxer.ErrSessionClosed, Err: err}
 	}
 	return s.wrap(ys), nil

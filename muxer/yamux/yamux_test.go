@@ -90,6 +90,11 @@ func TestOpenAcceptBothWays(t *testing.T) {
 			}
 		})
 	}
+	// Each side forgets a stream once it has seen the other's FIN.
+	deadline := time.Now().Add(5 * time.Second)
+	for c.NumStreams()+s.NumStreams() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if got := c.NumStreams() + s.NumStreams(); got != 0 {
 		t.Errorf("streams open after both ends closed: got %d, want 0", got)
 	}
