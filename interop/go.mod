@@ -92,6 +92,12 @@ require (
 	golang.org/x/tools v0.51.0 // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
 	lukechampine.com/blake3 v1.4.1 // indirect
+	ref.concord.invalid/go-multistream-0.2.2 v0.0.0
+	ref.concord.invalid/go-multistream-0.4.1 v0.0.0
 )
 
 replace github.com/concordp2p/concord => ../
+
+replace ref.concord.invalid/go-multistream-0.2.2 => github.com/multiformats/go-multistream v0.2.2
+
+replace ref.concord.invalid/go-multistream-0.4.1 => github.com/multiformats/go-multistream v0.4.1
