@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	yamux "github.com/libp2p/go-yamux/v5"
+
 	"github.com/concordp2p/concord/muxer"
 	"github.com/concordp2p/concord/network"
 )
@@ -112,4 +114,52 @@ func memInUse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc + ms.StackInuse
+}
+
+// BenchmarkThroughputGoYamuxDirect is BenchmarkThroughput/streams=1 on
+// go-yamux's own session and stream, with the same settings but without
+// this package's layer (window guard, stall timeout, error mapping): the
+// ratio of the two is this package's overhead.
+func BenchmarkThroughputGoYamuxDirect(b *testing.B) {
+	x, y := newPipe(pipeCapacity)
+	r, err := Config{}.resolve()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := yamux.Client(x, r.yamuxConfig(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	s, err := yamux.Server(y, r.yamuxConfig(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	w, err := c.OpenStream(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	rd, err := s.AcceptStream()
+	if err != nil {
+		b.Fatal(err)
+	}
+	const chunk = 64 << 10
+	buf := make([]byte, chunk)
+	b.SetBytes(chunk)
+	b.ResetTimer()
+	done := make(chan int64)
+	go func() {
+		n, _ := io.Copy(io.Discard, rd)
+		done <- n
+	}()
+	for range b.N {
+		if _, err := w.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_ = w.CloseWrite()
+	if got := <-done; got != int64(b.N)*chunk {
+		b.Errorf("read %d bytes, want %d", got, int64(b.N)*chunk)
+	}
 }

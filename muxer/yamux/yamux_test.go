@@ -402,3 +402,42 @@ func TestIncomingStreamLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseEndsEveryGoroutine: after Close on both ends, every goroutine a
+// session started (go-yamux's receive and send loops, RTT measurement,
+// keepalive timer, the accept loop, a Ping in flight) has ended.
+func TestCloseEndsEveryGoroutine(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	a, b := newPipe(pipeCapacity)
+	m, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.NewSession(a, network.RoleInitiator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.NewSession(b, network.RoleResponder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	x, err := c.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcceptStream(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Write([]byte("unread data")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, _ = s.Ping(cancelled) // leaves go-yamux's Ping running until Close
+	_ = c.Close()
+	_ = s.Close()
+}
