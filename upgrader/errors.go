@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/security"
+	"github.com/concordp2p/concord/simopen"
 )
 
 // Stage names a step of the upgrade. It appears in errors and events.
@@ -38,19 +40,28 @@ func (s Stage) String() string {
 	return fmt.Sprintf("Stage(%d)", uint8(s))
 }
 
-// Sentinel conditions, checked with errors.Is on an upgrade error.
+// Sentinel conditions, checked with errors.Is on an upgrade error. Those
+// that lower layers define are the same values, so errors.Is works with
+// either name.
 var (
 	// ErrHandshakeTimeout: a stage or the whole upgrade ran past its
 	// deadline. The *Error's Stage says which stage was waiting.
-	ErrHandshakeTimeout = errors.New("handshake timeout")
+	ErrHandshakeTimeout = security.ErrHandshakeTimeout
+	// ErrPeerIDMismatch: the authenticated peer is not the one dialed.
+	ErrPeerIDMismatch = security.ErrPeerIDMismatch
+	// ErrSimopenTie: both dialers drew the same election number and the
+	// tie could not be broken by peer ID. Retry after a randomized delay
+	// (simopen.Backoff).
+	ErrSimopenTie = simopen.ErrSimopenTie
+	// ErrNoCommonProtocol: the peers share no security protocol or no
+	// muxer.
+	ErrNoCommonProtocol = errors.New("upgrader: no common protocol")
 	// ErrAdmissionRefused: an inbound connection was over a listener limit
 	// and was closed without a handshake.
-	ErrAdmissionRefused = errors.New("admission refused")
+	ErrAdmissionRefused = errors.New("upgrader: admission refused")
 	// ErrGated: the connection gater refused the connection.
-	ErrGated = errors.New("refused by connection gater")
-	// ErrNoCommonProtocol: the peers share no security protocol or no muxer.
-	ErrNoCommonProtocol = errors.New("no common protocol")
-	// ErrClosed: the upgrader's listener is closed.
+	ErrGated = errors.New("upgrader: refused by connection gater")
+	// ErrClosed: the listener is closed.
 	ErrClosed = errors.New("upgrader: listener closed")
 )
 
