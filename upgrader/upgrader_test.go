@@ -241,7 +241,7 @@ func TestUpgradeTricklingPeer(t *testing.T) {
 		}()
 		start := time.Now()
 		_, err := u.Upgrade(context.Background(), ca, network.DirOutbound, "")
-		if got := time.Since(start); got != 3*time.Second {
+		if got := time.Since(start); got != 4*time.Second {
 			t.Errorf("trickling peer held the upgrade for %v, want 4s", got)
 		}
 		mustStage(t, err, StageSimopen, ErrHandshakeTimeout)
