@@ -56,6 +56,16 @@ func runPairDelay(t *testing.T, ctx context.Context, delay time.Duration, fa, fb
 	ca, cb := simopentest.Pipe(delay)
 	defer ca.Close()
 	defer cb.Close()
+	return runConnsPause(ctx, ca, cb, fa, fb, pause)
+}
+
+// runConns runs fa on ca and fb on cb concurrently, each followed by the
+// stub handshake.
+func runConns(ctx context.Context, ca, cb net.Conn, fa, fb side) (a, b outcome) {
+	return runConnsPause(ctx, ca, cb, fa, fb, nil)
+}
+
+func runConnsPause(ctx context.Context, ca, cb net.Conn, fa, fb side, pause func()) (a, b outcome) {
 	run := func(f side, c net.Conn) outcome {
 		r, conn, err := f(ctx, c)
 		if err != nil {
