@@ -13,9 +13,11 @@ import (
 	"sync"
 	"testing"
 
+	lpnetwork "github.com/libp2p/go-libp2p/core/network"
 	lptransport "github.com/libp2p/go-libp2p/core/transport"
 	mss "github.com/multiformats/go-multistream"
 
+	"github.com/concordp2p/concord/muxer"
 	cupgrader "github.com/concordp2p/concord/upgrader"
 )
 
@@ -120,16 +122,27 @@ func (s *server) handle(st stream) error {
 	proto, _, err := s.mux.Negotiate(st)
 	if err != nil {
 		st.Reset()
-		if errors.Is(err, mss.ErrNotSupported[string]{}) || errors.Is(err, io.EOF) {
-			return nil // a protocol we do not speak, such as the host's identify
+		if isReset(err) || errors.Is(err, io.EOF) {
+			// The peer gave up after our na to a protocol we do not
+			// speak, as a host does after proposing identify.
+			return nil
 		}
 		return fmt.Errorf("negotiating: %w", err)
 	}
 	if err := handleProto(proto, st); err != nil {
 		st.Reset()
+		if proto == pingProto && isReset(err) {
+			return nil // go-libp2p's ping client ends its stream with a reset
+		}
 		return fmt.Errorf("%s: %w", proto, err)
 	}
 	return st.Close()
+}
+
+// isReset reports whether err says the stream was reset, in either
+// library's terms.
+func isReset(err error) bool {
+	return errors.Is(err, muxer.ErrStreamReset) || errors.Is(err, lpnetwork.ErrReset)
 }
 
 // handleProto runs the responder side of proto on a negotiated stream.
