@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// opTimeout bounds every single operation of a workload.
+const opTimeout = 30 * time.Second
+
+// dialEcho dials, opens a stream and waits for a 1-byte echo: the time to a
+// usable connection. It returns the connection, still open.
+func dialEcho(ctx context.Context, s stack) (clientConn, error) {
+	c, err := s.Dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	if err := echoOnce(ctx, c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func echoOnce(ctx context.Context, c clientConn) error {
+	st, err := c.OpenStream(ctx)
+	if err != nil {
+		return fmt.Errorf("open stream: %w", err)
+	}
+	defer st.Close()
+	if _, err := st.Write([]byte{modeEcho, 'x'}); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(st, b[:]); err != nil {
+		return fmt.Errorf("read echo: %w", err)
+	}
+	if b[0] != 'x' {
+		return errShortEcho
+	}
+	return nil
+}
+
+// dialLatency (1): n sequential dials, each timed until a 1-byte echo on a
+// new stream returns; p50 and p99 in microseconds.
+func dialLatency(s stack, n int) (p50, p99 float64, err error) {
+	lat := make([]float64, 0, n)
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		start := time.Now()
+		c, err := dialEcho(ctx, s)
+		d := time.Since(start)
+		cancel()
+		if err != nil {
+			return 0, 0, err
+		}
+		c.Close()
+		lat = append(lat, float64(d.Microseconds()))
+	}
+	// Let the server side finish closing before the next workload.
+	if err := waitLive(s, 0, 10*time.Second); err != nil {
+		return 0, 0, err
+	}
+	return percentile(lat, 50), percentile(lat, 99), nil
+}
+
+// connRate (2, 3): total connections made by dialers concurrent dialers,
+// each until a 1-byte echo returns, then closed. It returns connections per
+// second and CPU seconds (user+system, the whole process, so both ends) per
+// connection. The CPU is counted until the server has closed every
+// connection too.
+func connRate(s stack, total, dialers int) (perSec, cpuPerConn float64, err error) {
+	var next atomic.Int64
+	var firstErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	cpu0 := cpuTime()
+	start := time.Now()
+	for range dialers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(total) && firstErr.Load() == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+				c, err := dialEcho(ctx, s)
+				cancel()
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if p := firstErr.Load(); p != nil {
+		return 0, 0, *p
+	}
+	if err := waitLive(s, 0, 10*time.Second); err != nil {
+		return 0, 0, err
+	}
+	cpu := cpuTime() - cpu0
+	return float64(total) / elapsed.Seconds(), cpu.Seconds() / float64(total), nil
+}
+
+// bulk (4): total bytes one way on one connection, split over streams
+// streams writing at once, each ended by CloseWrite and the server's
+// one-byte acknowledgement. It returns MB/s (10^6 bytes) and CPU seconds
+// per GiB (the whole process, both ends).
+func bulk(s stack, total int64, streams int) (mbps, cpuPerGiB float64, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, err := dialEcho(ctx, s)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	buf := make([]byte, 256<<10)
+	rand.Read(buf)
+	per := total / int64(streams)
+	errs := make(chan error, streams)
+	var wg sync.WaitGroup
+	cpu0 := cpuTime()
+	start := time.Now()
+	for range streams {
+		wg.Go(func() {
+			st, err := c.OpenStream(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer st.Close()
+			if _, err := st.Write([]byte{modeSink}); err != nil {
+				errs <- err
+				return
+			}
+			for sent := int64(0); sent < per; {
+				n, err := st.Write(buf[:min(int64(len(buf)), per-sent)])
+				if err != nil {
+					errs <- err
+					return
+				}
+				sent += int64(n)
+			}
+			if err := st.CloseWrite(); err != nil {
+				errs <- err
+				return
+			}
+			var ack [1]byte
+			if _, err := io.ReadFull(st, ack[:]); err != nil {
+				errs <- fmt.Errorf("reading the acknowledgement: %w", err)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, 0, err
+	}
+	sent := per * int64(streams)
+	return float64(sent) / elapsed.Seconds() / 1e6, cpu.Seconds() / (float64(sent) / (1 << 30)), nil
+}
+
+// echoRTT (5): iters 1-byte echoes on one open stream, after 100 warm-up
+// echoes; p50 in microseconds.
+func echoRTT(s stack, iters int) (p50 float64, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, err := dialEcho(ctx, s)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	st, err := c.OpenStream(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	if _, err := st.Write([]byte{modeEcho}); err != nil {
+		return 0, err
+	}
+	lat := make([]float64, 0, iters)
+	var b [1]byte
+	for i := range iters + 100 {
+		start := time.Now()
+		if _, err := st.Write([]byte{'x'}); err != nil {
+			return 0, err
+		}
+		if _, err := io.ReadFull(st, b[:]); err != nil {
+			return 0, err
+		}
+		if i >= 100 {
+			lat = append(lat, float64(time.Since(start).Nanoseconds())/1e3)
+		}
+	}
+	return percentile(lat, 50), nil
+}
+
+// memSample is the process's memory after a forced GC and scavenge.
+type memSample struct {
+	rss, heap, stack uint64
+	goroutines       int
+}
+
+func sampleMem() memSample {
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memSample{rss: rss(), heap: ms.HeapAlloc, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+}
+
+// idleMemory (6): n idle connections (no stream open; each was checked with
+// one echo, whose stream is closed), dialed by 8 dialers at once. It
+// returns the growth of RSS, live heap and goroutine stacks per connection,
+// in bytes, for both ends together, and goroutines per connection.
+// With heapProf set, it writes a heap profile there at the peak.
+func idleMemory(s stack, n int, heapProf string) (rssPer, heapPer, stackPer, gorPer float64, err error) {
+	time.Sleep(100 * time.Millisecond) // let closed streams' goroutines end
+	before := sampleMem()
+	conns := make([]clientConn, n)
+	var next atomic.Int64
+	var firstErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(n) && firstErr.Load() == nil; i = next.Add(1) - 1 {
+				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+				c, err := dialEcho(ctx, s)
+				cancel()
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+				conns[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+		waitLive(s, 0, 20*time.Second)
+	}()
+	if p := firstErr.Load(); p != nil {
+		return 0, 0, 0, 0, *p
+	}
+	if err := waitLive(s, int64(n), 10*time.Second); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	time.Sleep(100 * time.Millisecond) // let the echo streams' goroutines end
+	after := sampleMem()
+	if heapProf != "" {
+		if f, err := os.Create(heapProf); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
+	f := float64(n)
+	return (float64(after.rss) - float64(before.rss)) / f,
+		(float64(after.heap) - float64(before.heap)) / f,
+		(float64(after.stack) - float64(before.stack)) / f,
+		float64(after.goroutines-before.goroutines) / f, nil
+}
+
+// cpuTime is the user plus system CPU time of the whole process.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err) // cannot fail on Linux with RUSAGE_SELF
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rss is the process's resident set size from /proc/self/statm.
+func rss() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseUint(f[1], 10, 64)
+	return pages * uint64(os.Getpagesize())
+}
+
+// percentile is the nearest-rank percentile p of xs (which it sorts).
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	i := int(float64(len(xs))*p/100+0.5) - 1
+	return xs[max(0, min(i, len(xs)-1))]
+}
+
+func median(xs []float64) float64 {
+	ys := slices.Clone(xs)
+	slices.Sort(ys)
+	if len(ys) == 0 {
+		return 0
+	}
+	if len(ys)%2 == 1 {
+		return ys[len(ys)/2]
+	}
+	return (ys[len(ys)/2-1] + ys[len(ys)/2]) / 2
+}
