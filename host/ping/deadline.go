@@ -22,18 +22,22 @@ type watchdog struct {
 	stop func() bool
 
 	mu      sync.Mutex
-	expired bool // ctx ended and the deadline is in the past; guarded by mu
+	expired bool // the deadline is in the past for good; guarded by mu
 }
 
 func watch(ctx context.Context, s Stream, idle time.Duration) *watchdog {
 	w := &watchdog{s: s, idle: idle}
-	w.stop = context.AfterFunc(ctx, func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.expired = true
-		_ = w.s.SetDeadline(aLongTimeAgo)
-	})
+	w.stop = context.AfterFunc(ctx, w.fail)
 	return w
+}
+
+// fail sets a deadline in the past, for good: operations in progress and
+// later ones fail.
+func (w *watchdog) fail() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.expired = true
+	_ = w.s.SetDeadline(aLongTimeAgo)
 }
 
 func (w *watchdog) arm() {
