@@ -1,0 +1,79 @@
+// Package tcp is Concord's TCP transport: it listens, dials and hands raw
+// connections to the upgrader (simopen, security, muxer). It is the lowest
+// layer that touches sockets; it knows nothing of peers or protocols.
+//
+// # Port reuse and simultaneous open
+//
+// Listeners are opened with SO_REUSEADDR and SO_REUSEPORT (through
+// github.com/libp2p/go-reuseport), and Dial binds its socket to the port of
+// one of the Transport's own listeners before connecting. The listener is
+// chosen by the target's family (IPv4 or IPv6) and kind:
+//
+//   - loopback target: a loopback listener if there is one, else an
+//     unspecified-address listener (0.0.0.0 or ::);
+//   - any other target: an unspecified-address listener.
+//
+// Listeners bound to other specific addresses are not used. When no listener
+// matches, Dial uses an ephemeral port (ConnInfo.FromListenPort is false).
+//
+// Dialing from the listen port makes the connection's source address the
+// peer's view of this node's listen address, and lets two peers that dial
+// each other at the same moment meet in a TCP simultaneous open (RFC 9293,
+// 3.5): one connection on which both sides called connect and both have
+// Direction DirOutbound. Deciding who leads after that is the job of the
+// simopen package, not of this one.
+//
+// A second connection between the same two ports is impossible while the
+// first exists or is in TIME-WAIT: the kernel refuses the 4-tuple with
+// EADDRNOTAVAIL (or EADDRINUSE at bind). Dial then retries once from an
+// ephemeral port and says so in ConnInfo.Fallback and ConnInfo.FallbackCause.
+// Config.DisableReuse turns port reuse off altogether.
+//
+// # Defaults
+//
+// Every Config field's zero value is a default:
+//
+//   - connect timeout 5 s for a whole Dial (the ctx deadline applies too);
+//   - TCP_NODELAY on every connection, dialed or accepted;
+//   - SO_KEEPALIVE with 15 s idle time and 15 s probe interval;
+//   - TCP_USER_TIMEOUT 20 s: data (or keepalive probes) unacknowledged for
+//     20 s ends the connection, instead of TCP's ~15 minutes of
+//     retransmissions. With both defaults, a peer that vanishes silently
+//     from an idle connection is detected after about 35 s (15 s idle, then
+//     the user timeout runs out with the first probe unanswered); the muxer's
+//     own keepalive is expected to detect it sooner;
+//   - the listen backlog of the system (net.core.somaxconn);
+//   - graceful close: Close sends FIN; SO_LINGER is never set.
+//
+// # Cancellation
+//
+// ctx bounds Dial: cancelling it aborts the connect (the error wraps
+// context.Cause(ctx)), and its deadline, if earlier than the connect
+// timeout, is the timeout (the error wraps ErrDialTimeout). ctx bounds only
+// the set-up of Listen. Once returned, connections and listeners do not
+// depend on any context; close them.
+//
+// # Errors
+//
+// Dial returns *DialError and Listen *ListenError, each naming the address;
+// conditions are sentinels checked with errors.Is: ErrUnsupportedAddr (not
+// /ip4|ip6/<address>/tcp/<port>), ErrDialTimeout; kernel errors are wrapped
+// unchanged (errors.Is(err, syscall.ECONNREFUSED) works).
+//
+// # Network namespaces
+//
+// Dial and Listen create their sockets on the calling goroutine, so tests
+// can run them on a thread locked into a network namespace
+// (internal/netlab).
+//
+// # Limits
+//
+// TCP_USER_TIMEOUT is Linux-only; elsewhere Config.UserTimeout is ignored.
+// Config.ListenBacklog is applied by calling listen(2) a second time on the
+// listening socket (the net package always passes somaxconn and has no
+// setting), which works on Unix systems; elsewhere a non-zero backlog makes
+// Listen fail. SO_REUSEPORT semantics differ between systems (on Linux two
+// listeners on one port share incoming connections); the simultaneous-open
+// behaviour is tested on Linux only. An IPv6 listener is IPv6-only; listen on
+// both families to serve both.
+package tcp
