@@ -68,6 +68,9 @@ type metric struct {
 var metrics = []metric{
 	{"dial_p50", "(1) dial to 1-byte echo, p50", "µs", "<=", 0.5},
 	{"dial_p99", "(1) dial to 1-byte echo, p99", "µs", "<=", 0.5},
+	{"dial_simopen", "(1) Concord dialer's simopen stage, p50", "µs", "", 0},
+	{"dial_security", "(1) Concord dialer's security stage, p50", "µs", "", 0},
+	{"dial_muxer", "(1) Concord dialer's muxer stage, p50", "µs", "", 0},
 	{"cps16", "(2) connections/s, 16 dialers", "conn/s", ">=", 1.8},
 	{"cps64", "(2) connections/s, 64 dialers", "conn/s", ">=", 1.8},
 	{"cpu_conn16", "(3) CPU per connection, both ends, 16 dialers", "µs", "", 0},
@@ -91,8 +94,12 @@ type workload struct {
 
 var workloads = []workload{
 	{"dial", func(s stack, o *options) (map[string]float64, error) {
-		p50, p99, err := dialLatency(s, o.dials)
-		return map[string]float64{"dial_p50": p50, "dial_p99": p99}, err
+		p50, p99, stages, err := dialLatency(s, o.dials)
+		m := map[string]float64{"dial_p50": p50, "dial_p99": p99}
+		if len(stages) == 3 {
+			m["dial_simopen"], m["dial_security"], m["dial_muxer"] = stages[0], stages[1], stages[2]
+		}
+		return m, err
 	}},
 	{"cps16", func(s stack, o *options) (map[string]float64, error) {
 		r, cpu, err := connRate(s, o.cpsConns, 16)

@@ -170,8 +170,33 @@ type concordStack struct {
 	client *upgrader.Upgrader
 	tr     *tcp.Transport
 	srv    *server
+	stages *stageLog
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+// stageLog records the stage durations of the client's successful
+// upgrades, from the upgrader's observer hook.
+type stageLog struct {
+	mu  sync.Mutex
+	log []upgrader.StageDurations
+}
+
+func (l *stageLog) observe(e upgrader.Event) {
+	if f, ok := e.(upgrader.UpgradeFinished); ok && f.Err == nil {
+		l.mu.Lock()
+		l.log = append(l.log, f.Durations)
+		l.mu.Unlock()
+	}
+}
+
+// Stages returns the durations recorded since the last call.
+func (s *concordStack) Stages() []upgrader.StageDurations {
+	s.stages.mu.Lock()
+	defer s.stages.mu.Unlock()
+	l := s.stages.log
+	s.stages.log = nil
+	return l
 }
 
 func newConcord() (stack, error) {
@@ -192,7 +217,8 @@ func newConcord() (stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	cu, err := upgrader.New(upgrader.Config{Identity: ck.ours})
+	st := &stageLog{}
+	cu, err := upgrader.New(upgrader.Config{Identity: ck.ours, Observer: st.observe})
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +230,7 @@ func newConcord() (stack, error) {
 	}
 	ln := su.Listen(tl)
 	s := &concordStack{srvID: sk.id, addr: ln.Multiaddr(), ln: ln, client: cu, tr: tcp.New(tcp.Config{}),
-		srv: newServer(), cancel: cancel, done: make(chan struct{})}
+		srv: newServer(), stages: st, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		for {

@@ -55,8 +55,21 @@ func echoOnce(ctx context.Context, c clientConn) error {
 }
 
 // dialLatency (1): n sequential dials, each timed until a 1-byte echo on a
-// new stream returns; p50 and p99 in microseconds.
-func dialLatency(s stack, n int) (p50, p99 float64, err error) {
+// new stream returns; p50 and p99 in microseconds. For Concord, stages
+// holds the p50 of each upgrade stage on the dialing side (simopen,
+// security, muxer), in microseconds.
+func dialLatency(s stack, n int) (p50, p99 float64, stages []float64, err error) {
+	if cs, ok := s.(*concordStack); ok {
+		defer func() {
+			var sim, sec, mux []float64
+			for _, d := range cs.Stages() {
+				sim = append(sim, float64(d.Simopen.Nanoseconds())/1e3)
+				sec = append(sec, float64(d.Security.Nanoseconds())/1e3)
+				mux = append(mux, float64(d.Muxer.Nanoseconds())/1e3)
+			}
+			stages = []float64{percentile(sim, 50), percentile(sec, 50), percentile(mux, 50)}
+		}()
+	}
 	lat := make([]float64, 0, n)
 	for range n {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
@@ -65,16 +78,16 @@ func dialLatency(s stack, n int) (p50, p99 float64, err error) {
 		d := time.Since(start)
 		cancel()
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, nil, err
 		}
 		c.Close()
 		lat = append(lat, float64(d.Microseconds()))
 	}
 	// Let the server side finish closing before the next workload.
 	if err := waitLive(s, 0, 10*time.Second); err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
-	return percentile(lat, 50), percentile(lat, 99), nil
+	return percentile(lat, 50), percentile(lat, 99), nil, nil
 }
 
 // connRate (2, 3): total connections made by dialers concurrent dialers,
