@@ -39,7 +39,9 @@ var (
 )
 
 // Stream is what the protocol needs of a negotiated stream. muxer.Stream
-// and *net.TCPConn satisfy it.
+// and *net.TCPConn satisfy it. A server aborts a stream that also has a
+// Reset() error method, as muxer.Stream does, with Reset rather than Close:
+// the peer learns at once, even while it is still writing.
 type Stream interface {
 	io.Reader
 	io.Writer
