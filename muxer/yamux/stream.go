@@ -40,7 +40,12 @@ type stream struct {
 	stall      time.Duration // fail a write after this long without progress
 	stallCheck time.Duration // attempt length: stall/4
 
-	wmu sync.Mutex // serializes Writes, so concurrent writes do not interleave
+	// wsem serializes Writes, so concurrent writes do not interleave. A
+	// channel rather than a mutex: a Write may hold it for a stall
+	// timeout, and a goroutine waiting on a channel is durably blocked in
+	// a synctest bubble.
+	wsem       chan struct{}
+	progressAt time.Time // when a Write last made progress; guarded by wsem
 
 	dmu       sync.Mutex // guards the fields below and calls to ys.SetWriteDeadline
 	userWD    time.Time  // the caller's write deadline; zero: none
@@ -59,6 +64,7 @@ func (s *session) wrap(ys *yamux.Stream) *stream {
 		sess:       s,
 		stall:      s.cfg.writeStall,
 		stallCheck: s.cfg.writeStall / 4,
+		wsem:       make(chan struct{}, 1),
 	}
 }
 
@@ -81,11 +87,19 @@ func (st *stream) Write(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	st.wmu.Lock()
-	defer st.wmu.Unlock()
+	called := time.Now()
+	st.wsem <- struct{}{}
+	defer func() { <-st.wsem }()
 
+	// A Write queued behind a stalled one has been waiting too: its clock
+	// runs from its call or from the stream's last progress, whichever is
+	// later, so it fails one stall timeout after its call at the latest.
 	total := 0
-	lastProgress := time.Now()
+	lastProgress := called
+	if st.progressAt.After(lastProgress) {
+		lastProgress = st.progressAt
+	}
+	defer func() { st.progressAt = lastProgress }()
 	for {
 		now := time.Now()
 		if user := st.beginAttempt(now, lastProgress.Add(st.stall)); !user.IsZero() && !now.Before(user) {
@@ -96,6 +110,7 @@ func (st *stream) Write(b []byte) (int, error) {
 		st.endAttempt()
 		total += n
 		if err == nil {
+			lastProgress = time.Now()
 			return total, nil
 		}
 		if st.writeClosed.Load() {

@@ -287,3 +287,33 @@ func TestBlockedStreamDoesNotBlockOthers(t *testing.T) {
 		s.Close()
 	})
 }
+
+// TestQueuedWriteStalls: a Write queued behind a stalled Write on the same
+// stream fails one stall timeout after its own call, not after the first
+// Write gives up.
+func TestQueuedWriteStalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, s := newSessions(t, Config{}, Config{})
+		a, _ := openPair(t, c, s)
+		first := make(chan error, 1)
+		go func() {
+			_, err := a.Write(make([]byte, 1<<20)) // uses up the window, then stalls
+			first <- err
+		}()
+		time.Sleep(10 * time.Second)
+		start := time.Now()
+		_, err := a.Write([]byte("queued"))
+		took := time.Since(start)
+		if !errors.Is(err, muxer.ErrWriteStalled) {
+			t.Errorf("queued Write: got %v, want ErrWriteStalled", err)
+		}
+		if stall := DefaultWriteStallTimeout; took > stall+stall/4 {
+			t.Errorf("queued Write failed %v after its call, want within %v", took, stall+stall/4)
+		}
+		if err := <-first; !errors.Is(err, muxer.ErrWriteStalled) {
+			t.Errorf("first Write: got %v, want ErrWriteStalled", err)
+		}
+		c.Close()
+		s.Close()
+	})
+}
