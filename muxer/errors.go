@@ -37,6 +37,11 @@ var (
 	// clients, ...); the session was closed.
 	ErrProtocol = errors.New("muxer protocol violation by peer")
 
+	// ErrConnClosed: the underlying connection ended or failed (the peer
+	// closed it without a go-away, a read or write error); the session was
+	// closed. The cause chain holds the connection's error.
+	ErrConnClosed = errors.New("connection closed")
+
 	// ErrStreamsExhausted: the session has used up its stream IDs
 	// (2^31 streams per side); open a new session.
 	ErrStreamsExhausted = errors.New("stream IDs exhausted")

@@ -53,8 +53,8 @@ type Session interface {
 
 	// Err returns why the session closed, nil while it is open. It is an
 	// *Error with Kind ErrSessionClosed whose cause says more: net.ErrClosed
-	// after a local Close, ErrKeepaliveTimeout, ErrGoAway, ErrProtocol or
-	// the connection's read or write error.
+	// after a local Close, ErrKeepaliveTimeout, ErrGoAway, ErrProtocol,
+	// ErrConnWriteTimeout or ErrConnClosed (wrapping the connection's error).
 	Err() error
 
 	// IsClosed reports whether Done is closed.

@@ -30,11 +30,11 @@ func closeCause(cause, connErr error) *muxer.Error {
 	case errors.Is(cause, yamux.ErrConnectionWriteTimeout):
 		e.Err = muxer.ErrConnWriteTimeout
 	case connErr != nil && (errors.Is(cause, connErr) || errors.Is(cause, io.ErrUnexpectedEOF)):
-		e.Err = fmt.Errorf("connection: %w", connErr)
+		e.Err = fmt.Errorf("%w: %w", muxer.ErrConnClosed, connErr)
 	case errors.Is(cause, io.EOF), errors.Is(cause, io.ErrUnexpectedEOF):
 		// The connection ended cleanly (buffered readers may not hand
 		// io.EOF to the recorder); the peer closed without a go-away.
-		e.Err = fmt.Errorf("connection: %w", cause)
+		e.Err = fmt.Errorf("%w: %w", muxer.ErrConnClosed, cause)
 	default:
 		// Everything else go-yamux's receive loop fails with is a frame
 		// it refused: bad version or type, exceeded receive window,
@@ -45,9 +45,11 @@ func closeCause(cause, connErr error) *muxer.Error {
 }
 
 // streamErr maps an error from a go-yamux stream operation to a
-// *muxer.Error (io.EOF stays itself).
+// *muxer.Error. A Read's io.EOF (the peer's FIN) stays itself; go-yamux
+// also returns a bare io.EOF from Write when the session ended because the
+// connection did, which is a session error.
 func (st *stream) streamErr(op string, err error) error {
-	if err == nil || err == io.EOF {
+	if err == nil || err == io.EOF && op == "read" {
 		return err
 	}
 	var se *yamux.StreamError

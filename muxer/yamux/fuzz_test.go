@@ -80,9 +80,8 @@ func FuzzSession(f *testing.F) {
 			if strings.Contains(err.Error(), "panic") {
 				t.Fatalf("go-yamux recovered a panic: %v", err)
 			}
-			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) &&
-				!errors.Is(err, muxer.ErrProtocol) && !errors.Is(err, muxer.ErrGoAway) {
-				t.Errorf("Err() = %v, want a cause of EOF, ErrProtocol or ErrGoAway", err)
+			if !errors.Is(err, muxer.ErrConnClosed) && !errors.Is(err, muxer.ErrProtocol) && !errors.Is(err, muxer.ErrGoAway) {
+				t.Errorf("Err() = %v, want a cause of ErrConnClosed, ErrProtocol or ErrGoAway", err)
 			}
 			if n := s.NumStreams(); n != 0 {
 				t.Errorf("NumStreams() after close = %d, want 0", n)

@@ -331,8 +331,9 @@ func TestSessionClose(t *testing.T) {
 		t.Errorf("OpenStream after Close: got %v, want ErrSessionClosed", err)
 	}
 	<-s.Done()
-	if err := s.Err(); !errors.Is(err, muxer.ErrSessionClosed) || !errors.Is(err, io.EOF) {
-		t.Errorf("peer Err(): got %v, want ErrSessionClosed caused by io.EOF", err)
+	// The peer notices on reading (EOF) or on writing (closed pipe).
+	if err := s.Err(); !errors.Is(err, muxer.ErrSessionClosed) || !errors.Is(err, muxer.ErrConnClosed) {
+		t.Errorf("peer Err(): got %v, want ErrSessionClosed caused by ErrConnClosed", err)
 	}
 	if _, err := b.Write([]byte("x")); !errors.Is(err, muxer.ErrSessionClosed) {
 		t.Errorf("peer Write: got %v, want ErrSessionClosed", err)
