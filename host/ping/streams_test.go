@@ -3,6 +3,7 @@ package ping
 import (
 	"bytes"
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -10,6 +11,12 @@ import (
 	"github.com/concordp2p/concord/muxer/yamux"
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/simopen/simopentest"
+)
+
+// Both kinds of stream the package documents satisfy Stream.
+var (
+	_ Stream = muxer.Stream(nil)
+	_ Stream = (*net.TCPConn)(nil)
 )
 
 // streamPair returns the two ends of one yamux stream between two sessions
