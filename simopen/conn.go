@@ -124,7 +124,7 @@ func (c *lazyConn) confirm() error {
 	for c.m.state != stateDone {
 		tok, ok, err := c.dec.next()
 		if err != nil {
-			return c.m.fail(fmt.Errorf("reading in state %s: %w", c.m.state, err))
+			return c.m.fail(fmt.Errorf("%w (in state %s)", err, c.m.state))
 		}
 		if ok {
 			if err := c.m.receive(tok); err != nil {

@@ -34,7 +34,8 @@ type Config struct {
 	// Rand is the source of the election number. Default crypto/rand.
 	Rand io.Reader
 	// MaxTokenLen bounds a received token, newline included. Zero means
-	// DefaultMaxTokenLen (1024), which is also the largest value allowed.
+	// DefaultMaxTokenLen (1024), which is also the largest value allowed;
+	// the smallest is 29, room for the extension's own tokens.
 	// Accept reads through go-multistream, whose limit is fixed at 1024.
 	MaxTokenLen int
 }
@@ -55,8 +56,8 @@ func (c *Config) rand() io.Reader {
 
 // validate checks what the wire format needs of the configuration.
 func (c *Config) validate() error {
-	if c.MaxTokenLen < 0 || c.MaxTokenLen > DefaultMaxTokenLen {
-		return fmt.Errorf("%w: MaxTokenLen %d outside 0..%d", ErrInvalidConfig, c.MaxTokenLen, DefaultMaxTokenLen)
+	if c.MaxTokenLen != 0 && (c.MaxTokenLen < minTokenLimit || c.MaxTokenLen > DefaultMaxTokenLen) {
+		return fmt.Errorf("%w: MaxTokenLen %d outside %d..%d", ErrInvalidConfig, c.MaxTokenLen, minTokenLimit, DefaultMaxTokenLen)
 	}
 	if len(c.Protocols) == 0 {
 		return fmt.Errorf("%w: no protocols", ErrInvalidConfig)
@@ -136,7 +137,7 @@ func drive(conn net.Conn, m *machine, dec *decoder) error {
 		}
 		tok, ok, err := dec.next()
 		if err != nil {
-			return m.fail(fmt.Errorf("reading in state %s: %w", m.state, err))
+			return m.fail(fmt.Errorf("%w (in state %s)", err, m.state))
 		}
 		if ok {
 			if err := m.receive(tok); err != nil {

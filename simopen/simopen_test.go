@@ -218,11 +218,14 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("Accept with protocols %q: err %v, want ErrInvalidConfig", protos, err)
 		}
 	}
-	for _, n := range []int{-1, DefaultMaxTokenLen + 1} {
+	for _, n := range []int{-1, 1, minTokenLimit - 1, DefaultMaxTokenLen + 1} {
 		_, _, err := Dial(context.Background(), nil, Config{Protocols: []string{"/noise"}, MaxTokenLen: n})
 		if !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("MaxTokenLen %d: err %v, want ErrInvalidConfig", n, err)
 		}
+	}
+	if err := (&Config{Protocols: []string{"/noise"}, MaxTokenLen: minTokenLimit}).validate(); err != nil {
+		t.Errorf("MaxTokenLen %d: %v, want accepted", minTokenLimit, err)
 	}
 	long := string(bytes.Repeat([]byte{'x'}, DefaultMaxTokenLen-1))
 	if err := (&Config{Protocols: []string{long}}).validate(); err != nil {

@@ -33,6 +33,10 @@ const (
 	// not its length prefix. It is go-multistream v0.6's limit, the
 	// strictest among implementations.
 	DefaultMaxTokenLen = 1024
+	// minTokenLimit is the smallest MaxTokenLen allowed: the longest
+	// token of the extension itself, /libp2p/simultaneous-connect with its
+	// newline (select:<20 digits> is one byte shorter).
+	minTokenLimit = len(ProtocolID) + 1
 	// maxVarintLen is the longest minimal uvarint for a length up to
 	// DefaultMaxTokenLen (1024 needs two bytes); a third byte can only
 	// announce a longer token, which is rejected as soon as it is seen.
