@@ -1,8 +1,7 @@
 // Package echo implements the echo protocol, /echo/1.0.0, over a stream that
 // the host has already negotiated with multistream-select: the server sends
 // back every byte it reads. Concord uses it to check that a connection
-// carries data intact (`concord demo`, tests); it is the protocol of
-// go-libp2p's echo example, which has no formal spec.
+// carries data intact (`concord demo`, tests). There is no libp2p spec.
 //
 // # Wire format
 //
@@ -15,6 +14,12 @@
 // The server echoes as it reads, so a client must read while it writes or
 // both sides stall once the flow-control windows fill (about 512 KiB over
 // yamux); Echo does.
+//
+// go-libp2p's echo example (examples/echo) uses the same protocol ID with
+// other rules: its handler echoes one line and closes, and its client writes
+// a line and reads to EOF without closing its write side. Echo of one line
+// ending in '\n' works against that handler. That client gets its echo from
+// Serve at once but the EOF only after IdleTimeout.
 //
 // # Limits and defaults
 //

@@ -8,19 +8,19 @@
 //
 // Spec: libp2p/specs perf/perf.md (r0, 2022-11-16).
 //
-//	client → server   8 bytes: the number of bytes the client wants back,
-//	                  an unsigned 64-bit big-endian integer
-//	                  +--------+--------+--------+--------+--------+--------+--------+--------+
-//	                  | n[63:56]                      ...                         n[7:0]    |
-//	                  +--------+--------+--------+--------+--------+--------+--------+--------+
-//	client → server   the upload: any number of bytes (content unspecified)
-//	client            closes its write side
-//	server            reads the header, then everything up to the client's EOF
-//	server → client   exactly n bytes (this server sends zeros), only after
-//	                  that EOF (the spec forbids overlapping the two)
-//	server            closes the stream
+//	client → server:
+//	 0                        8
+//	 +------------------------+------------------------------+
+//	 | n, uint64 big-endian:  | upload: any length, 0 too,   | EOF: the client
+//	 | bytes wanted back      | any content                  | closes its write side
+//	 +------------------------+------------------------------+
 //
-// Both sides write in blocks of BlockSize (64 KiB), as the runner's
+//	server → client, only after the client's EOF (the spec forbids overlap):
+//	 +-----------------------------------+
+//	 | exactly n bytes (zeros, here)     | the server closes the stream
+//	 +-----------------------------------+
+//
+// n may be anything from 0 to 2^64 - 1. Both sides write in blocks of BlockSize (64 KiB), as the runner's
 // implementations do, from one pooled buffer: a transfer allocates nothing
 // in proportion to its size.
 //
@@ -30,9 +30,9 @@
 //     (1 GiB) unless set. A header asking for more (the spec allows up to
 //     2^64 - 1) is refused at once: the server resets the stream without
 //     reading the upload (closes it if it cannot be reset) and Serve returns
-//     ErrDownloadTooLarge. The client then sees the reset, for instance
-//     muxer.ErrStreamReset, or, when the stream cannot be reset,
-//     ErrShortDownload.
+//     ErrDownloadTooLarge. The client's Run then fails with the stream's
+//     reset error (muxer.ErrStreamReset), or over bare TCP with a connection
+//     reset or ErrShortDownload.
 //   - The upload is not limited in size: draining costs the server no
 //     memory, and the spec's timed benchmarks upload until a timer ends.
 //     As the spec says, perf lets a client make the server work: hosts
