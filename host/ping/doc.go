@@ -21,13 +21,15 @@
 //
 // # Limits and defaults
 //
-//   - A server closes a stream on which no payload has arrived for
-//     Server.IdleTimeout, DefaultIdleTimeout (60 s) unless set, and returns
-//     ErrIdleTimeout. go-libp2p v0.51's handler is stricter: it closes a
-//     stream after 10 s without a payload and after 30 s in all, so against
-//     go-libp2p a Pinger's interval must stay under 10 s and its stream be
-//     replaced every 30 s. Concord's 60 s lets `concord ping` use intervals
-//     up to a minute on one stream; a stream left open costs a server only a
+//   - A server closes a stream on which no complete payload has arrived,
+//     and been echoed, within Server.IdleTimeout of its starting to wait
+//     for it, DefaultIdleTimeout (60 s) unless set, and returns
+//     ErrIdleTimeout. Bytes trickling in do not extend the wait.
+//     go-libp2p v0.51's handler is stricter: it closes a stream after 10 s
+//     without a payload and after 30 s in all, so against go-libp2p a
+//     Pinger's interval must stay under 10 s and its stream be replaced
+//     every 30 s. Concord's 60 s lets `concord ping` use intervals up to a
+//     minute on one stream; a stream left open costs a server only a
 //     goroutine and 32 bytes.
 //   - A stream that ends inside a payload is a protocol error (ErrTruncated);
 //     the server resets it when the stream can be reset (muxer.Stream can).

@@ -33,8 +33,8 @@ var (
 	ErrMismatch = errors.New("ping: echo does not match the payload")
 	// ErrTruncated means the stream ended inside a 32-byte payload.
 	ErrTruncated = errors.New("ping: stream ended inside a payload")
-	// ErrIdleTimeout means the server closed a stream on which no payload
-	// arrived for its idle timeout.
+	// ErrIdleTimeout means the server closed a stream on which no complete
+	// payload arrived, and was echoed, within its idle timeout.
 	ErrIdleTimeout = errors.New("ping: stream idle too long")
 )
 
@@ -52,9 +52,9 @@ type Stream interface {
 
 // Server answers pings. The zero value is ready to use, with the defaults.
 type Server struct {
-	// IdleTimeout is how long the server waits for a payload, and for its
-	// echo to be written, before closing the stream. Zero or negative
-	// means DefaultIdleTimeout.
+	// IdleTimeout is how long the server waits for the next complete
+	// payload and the writing of its echo, before closing the stream.
+	// Zero or negative means DefaultIdleTimeout.
 	IdleTimeout time.Duration
 }
 
@@ -81,7 +81,10 @@ func (srv Server) Serve(ctx context.Context, s Stream) (err error) {
 	}()
 	var buf [Size]byte
 	for {
-		if _, err := io.ReadFull(w, buf[:]); err != nil {
+		// One deadline for the whole payload and its echo, so that a
+		// client trickling bytes cannot hold the stream open.
+		w.arm()
+		if _, err := io.ReadFull(s, buf[:]); err != nil {
 			switch {
 			case err == io.EOF:
 				return nil // the client closed after its last payload
@@ -90,7 +93,7 @@ func (srv Server) Serve(ctx context.Context, s Stream) (err error) {
 			}
 			return fmt.Errorf("ping: reading payload: %w", err)
 		}
-		if _, err := w.Write(buf[:]); err != nil {
+		if _, err := s.Write(buf[:]); err != nil {
 			return fmt.Errorf("ping: writing echo: %w", err)
 		}
 	}

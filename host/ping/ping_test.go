@@ -301,3 +301,34 @@ func FuzzServe(f *testing.F) {
 		}
 	})
 }
+
+// TestServeTrickle: a client sending a payload one byte per second does
+// not extend the server's wait: the stream closes IdleTimeout after the
+// server began waiting, with the payload incomplete.
+func TestServeTrickle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, s := streamPair(t, 0)
+		defer c.Close()
+		const idle = 5 * time.Second
+		start := time.Now()
+		done := serve(t.Context(), Server{IdleTimeout: idle}, s)
+		trickled := make(chan struct{})
+		go func() {
+			defer close(trickled)
+			for range Size {
+				if _, err := c.Write([]byte{1}); err != nil {
+					return // the server reset the stream
+				}
+				time.Sleep(time.Second)
+			}
+		}()
+		defer func() { <-trickled }()
+		r := <-done
+		if !errors.Is(r.err, ErrIdleTimeout) {
+			t.Errorf("Serve: %v, want ErrIdleTimeout", r.err)
+		}
+		if got := r.at.Sub(start); got != idle {
+			t.Errorf("Serve returned after %v, want %v", got, idle)
+		}
+	})
+}
