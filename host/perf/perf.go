@@ -102,7 +102,8 @@ func (srv Server) Serve(ctx context.Context, s Stream) (err error) {
 	}()
 
 	var hdr [HeaderSize]byte
-	if _, err := io.ReadFull(w, hdr[:]); err != nil {
+	w.arm() // one deadline for the whole header, however it trickles in
+	if _, err := io.ReadFull(s, hdr[:]); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			err = fmt.Errorf("%w: %w", ErrTruncatedHeader, err)
 		}
