@@ -109,3 +109,79 @@ func FuzzDial(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTamper runs two dialers' machines against each other without I/O
+// and replaces one write (chosen by index) with fuzz bytes, as a broken or
+// hostile path might. Invariant: whenever both sides complete, they hold
+// different roles and the same protocol — tampering may fail the stage,
+// never split it.
+func FuzzTamper(f *testing.F) {
+	f.Add(uint64(9), uint64(3), uint8(2), encodeTokens(formatSelect(1)), false)
+	f.Add(uint64(3), uint64(9), uint8(3), encodeTokens(TokenInitiator, "/noise"), true)
+	f.Add(uint64(5), uint64(5), uint8(4), encodeTokens(TokenResponder), true)
+	f.Fuzz(func(t *testing.T, na, nb uint64, victim uint8, repl []byte, sameFirst bool) {
+		protosB := []string{"/tls/1.0.0", "/noise"}
+		if sameFirst {
+			protosB = []string{"/noise", "/tls/1.0.0"}
+		}
+		type end struct {
+			m   *machine
+			dec *decoder
+			err error
+		}
+		a := &end{m: newMachine([]string{"/noise", "/tls/1.0.0"}, peerA, peerB, na), dec: newDecoder(DefaultMaxTokenLen)}
+		b := &end{m: newMachine(protosB, peerB, peerA, nb), dec: newDecoder(DefaultMaxTokenLen)}
+		writes := 0
+		// collect takes a side's pending writes (and held bytes, which
+		// its handshake would send at once), tampering with the victim.
+		collect := func(s *end) []byte {
+			var out []byte
+			for _, w := range append(s.m.output(), s.m.takeHeld()) {
+				if w == nil {
+					continue
+				}
+				if writes == int(victim%16) {
+					w = repl
+				}
+				writes++
+				out = append(out, w...)
+			}
+			return out
+		}
+		feed := func(s *end, in []byte) {
+			s.dec.push(in)
+			for s.err == nil && s.m.state != stateDone {
+				tok, ok, err := s.dec.next()
+				if err != nil {
+					s.err = err
+					return
+				}
+				if !ok {
+					return
+				}
+				s.err = s.m.receive(tok)
+			}
+		}
+		for round := 0; round < 64; round++ {
+			toB, toA := collect(a), collect(b)
+			if len(toA) == 0 && len(toB) == 0 {
+				break
+			}
+			if a.err == nil {
+				feed(a, toA)
+			}
+			if b.err == nil {
+				feed(b, toB)
+			}
+		}
+		if int(victim%16) >= writes && (a.m.state != stateDone || b.m.state != stateDone) {
+			t.Fatalf("untampered exchange of %d writes did not complete: a %v %v, b %v %v", writes, a.m.state, a.err, b.m.state, b.err)
+		}
+		if a.m.state == stateDone && b.m.state == stateDone {
+			ra, rb := a.m.res, b.m.res
+			if ra.Role == rb.Role || ra.Protocol != rb.Protocol {
+				t.Fatalf("split: a %+v, b %+v", ra, rb)
+			}
+		}
+	})
+}
