@@ -27,9 +27,11 @@ type Muxer interface {
 // Session is one multiplexed connection. All methods are safe for
 // concurrent use.
 type Session interface {
-	// OpenStream opens a new outbound stream. ctx bounds only the opening;
-	// the peer learns of the stream with the first frame, so OpenStream
-	// does not wait for the peer to accept it.
+	// OpenStream opens a new outbound stream: it announces the stream to
+	// the peer at once but does not wait for the peer to accept it. It
+	// blocks only while too many of this side's streams are still
+	// unacknowledged by the peer, until ctx is done or the session closes.
+	// ctx bounds only the opening.
 	OpenStream(ctx context.Context) (Stream, error)
 
 	// AcceptStream waits for the next inbound stream, until ctx is done or

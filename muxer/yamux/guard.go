@@ -65,8 +65,7 @@ type guardedConn struct {
 
 // sendWindow mirrors one stream's send window.
 type sendWindow struct {
-	credit        int64 // may dip below 0 only transiently, see above
-	finIn, finOut bool
+	credit int64 // may dip below 0 only transiently, see above
 }
 
 func newGuardedConn(c net.Conn) *guardedConn {
@@ -123,10 +122,12 @@ func (c *guardedConn) window(id uint32, flags uint16) *sendWindow {
 	return w
 }
 
-// closeFlags forgets a stream after a reset or after FIN both ways, as
-// go-yamux does. mu must be held.
-func (c *guardedConn) closeFlags(id uint32, w *sendWindow, flags uint16) {
-	if flags&flagRSTBit != 0 || w.finIn && w.finOut {
+// closeFlags forgets a stream once this side can no longer send on it
+// (it sent FIN or RST) or the peer reset it: its send window no longer
+// matters. go-yamux forgets a stream only later or at the same frame, so
+// the mirror holds no more streams than go-yamux does. mu must be held.
+func (c *guardedConn) closeFlags(id uint32, flags uint16, outbound bool) {
+	if flags&flagRSTBit != 0 || outbound && flags&flagFINBit != 0 {
 		delete(c.windows, id)
 	}
 }
@@ -148,8 +149,7 @@ func (c *guardedConn) inbound(h []byte) error {
 				muxer.ErrProtocol, length, id)
 		}
 	}
-	w.finIn = w.finIn || flags&flagFINBit != 0
-	c.closeFlags(id, w, flags)
+	c.closeFlags(id, flags, false)
 	return nil
 }
 
@@ -166,8 +166,7 @@ func (c *guardedConn) outbound(h []byte) error {
 	if typ == frameData {
 		w.credit -= int64(length)
 	}
-	w.finOut = w.finOut || flags&flagFINBit != 0
-	c.closeFlags(id, w, flags)
+	c.closeFlags(id, flags, true)
 	return nil
 }
 
@@ -206,4 +205,11 @@ func (s *frameScanner) scan(p []byte, f func(h []byte) error) error {
 		}
 	}
 	return nil
+}
+
+// tracked is the number of streams the guard mirrors.
+func (c *guardedConn) tracked() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.windows)
 }

@@ -194,9 +194,13 @@ func (s *session) Err() error {
 	return s.closeErr()
 }
 
-// closeErr returns the classified reason the session closed. It must be
-// called only after the session has closed.
+// closeErr returns the classified reason the session closed. It is meant
+// for closed sessions; on an open one it returns a bare ErrSessionClosed
+// rather than probe.
 func (s *session) closeErr() *muxer.Error {
+	if !s.ys.IsClosed() {
+		return &muxer.Error{Op: "session", Kind: muxer.ErrSessionClosed}
+	}
 	s.errOnce.Do(func() {
 		// go-yamux exposes its shutdown error only through the
 		// operations that fail with it; OpenStream on a closed session

@@ -92,11 +92,14 @@ func TestOpenAcceptBothWays(t *testing.T) {
 	}
 	// Each side forgets a stream once it has seen the other's FIN.
 	deadline := time.Now().Add(5 * time.Second)
-	for c.NumStreams()+s.NumStreams() != 0 && time.Now().Before(deadline) {
+	for c.NumStreams()+s.NumStreams()+c.conn.tracked()+s.conn.tracked() != 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	if got := c.NumStreams() + s.NumStreams(); got != 0 {
 		t.Errorf("streams open after both ends closed: got %d, want 0", got)
+	}
+	if got := c.conn.tracked() + s.conn.tracked(); got != 0 {
+		t.Errorf("window guard tracks %d streams after all closed, want 0", got)
 	}
 }
 
@@ -305,6 +308,13 @@ func TestReset(t *testing.T) {
 	}
 	if c.IsClosed() || s.IsClosed() {
 		t.Errorf("a stream reset closed the session")
+	}
+	deadline := time.Now().Add(5 * time.Second) // the RST may still be queued
+	for c.conn.tracked()+s.conn.tracked() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := c.conn.tracked() + s.conn.tracked(); got != 0 {
+		t.Errorf("window guard tracks %d streams after a reset, want 0", got)
 	}
 }
 
