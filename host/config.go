@@ -1,0 +1,157 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/concordp2p/concord/muxer/yamux"
+	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/transport/tcp"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultNegotiationTimeout = 10 * time.Second
+	DefaultDialStagger        = 250 * time.Millisecond
+	DefaultDialTimeout        = 15 * time.Second
+	DefaultBackoffBase        = time.Second
+	DefaultBackoffCap         = 5 * time.Minute
+	DefaultTieRetries         = 3
+	DefaultDuplicateGrace     = 10 * time.Second
+	DefaultHelloTimeout       = 10 * time.Second
+	DefaultProbeTimeout       = 500 * time.Millisecond
+)
+
+// Security protocol IDs for Config.Security.
+const (
+	SecurityNoise = "/noise"
+	SecurityTLS   = "/tls/1.0.0"
+)
+
+// ErrInvalidConfig is wrapped by New's configuration errors.
+var ErrInvalidConfig = errors.New("host: invalid config")
+
+// Config configures a Host. Zero values mean the documented defaults; New
+// copies it.
+type Config struct {
+	// Identity is the host's private key. If nil, a fresh Ed25519 key is
+	// generated (an ephemeral identity: use peer.ReadKeyFile for a
+	// lasting one).
+	Identity peer.PrivKey
+
+	// ListenAddrs are the multiaddrs to listen on, e.g.
+	// /ip4/0.0.0.0/tcp/4001. None means a host that only dials.
+	ListenAddrs []ma.Multiaddr
+
+	// Transport configures TCP: connect timeout (5 s), keepalive,
+	// TCP_USER_TIMEOUT (20 s), backlog, port reuse.
+	Transport tcp.Config
+
+	// Security lists the security protocols to offer, most preferred
+	// first: SecurityNoise and/or SecurityTLS. Default: Noise, then TLS.
+	Security []string
+
+	// Yamux configures the muxer: keepalive (10 s interval, 10 s
+	// timeout: a silent peer is detected within 20 s), windows, limits.
+	Yamux yamux.Config
+
+	// HandshakeTimeout bounds a whole upgrade (default 10 s). The
+	// admission limits of inbound upgrades are the upgrader's
+	// (64 in flight, 16 per IP, 64 waiting).
+	HandshakeTimeout        time.Duration
+	MaxInboundUpgrades      int
+	MaxInboundUpgradesPerIP int
+	AcceptBacklog           int
+
+	// NegotiationTimeout bounds the multistream-select of a stream's
+	// protocol, on both sides. Default 10 s.
+	NegotiationTimeout time.Duration
+
+	// DialStagger is the delay before the next address of a peer is
+	// tried while earlier ones are still dialing. Default 250 ms.
+	DialStagger time.Duration
+	// DialTimeout bounds one Connect's dial of all addresses, handshakes
+	// included. Default 15 s.
+	DialTimeout time.Duration
+	// BackoffBase and BackoffCap shape the per-address dial backoff after
+	// failures: the n-th consecutive failure blocks the address for a
+	// delay drawn uniformly from [0, min(cap, base·2^(n-1))) (full
+	// jitter). Defaults 1 s and 5 min.
+	BackoffBase time.Duration
+	BackoffCap  time.Duration
+	// TieRetries bounds the redials after an election tie
+	// (upgrader.ErrSimopenTie). Default 3.
+	TieRetries int
+
+	// KeepAll keeps every connection to a peer, as libp2p does, instead
+	// of resolving duplicates to one.
+	KeepAll bool
+	// DuplicateGrace is how long a connection that lost duplicate
+	// resolution keeps serving its open streams before it closes.
+	// Default 10 s.
+	DuplicateGrace time.Duration
+	// HelloTimeout bounds the hello exchange on a new connection.
+	// Default 10 s.
+	HelloTimeout time.Duration
+	// ProbeTimeout bounds the ping that probes an older connection to a
+	// peer without the hello protocol before a duplicate is closed.
+	// Default 500 ms.
+	ProbeTimeout time.Duration
+
+	// Observer, if not nil, receives every Event, synchronously; it must
+	// not block.
+	Observer func(Event)
+	// Logger receives debug logs. Default: none.
+	Logger *slog.Logger
+	// Rand is the randomness source for the incarnation and the
+	// elections. Default crypto/rand.
+	Rand io.Reader
+}
+
+func (cfg Config) populate() (Config, error) {
+	var err error
+	if cfg.Identity == nil {
+		if cfg.Identity, err = peer.GenerateKey(peer.Ed25519, cfg.Rand); err != nil {
+			return cfg, fmt.Errorf("%w: generating identity: %w", ErrInvalidConfig, err)
+		}
+	}
+	if cfg.Security == nil {
+		cfg.Security = []string{SecurityNoise, SecurityTLS}
+	}
+	cfg.Security = append([]string(nil), cfg.Security...)
+	cfg.ListenAddrs = append([]ma.Multiaddr(nil), cfg.ListenAddrs...)
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cfg.NegotiationTimeout, DefaultNegotiationTimeout)
+	def(&cfg.DialStagger, DefaultDialStagger)
+	def(&cfg.DialTimeout, DefaultDialTimeout)
+	def(&cfg.BackoffBase, DefaultBackoffBase)
+	def(&cfg.BackoffCap, DefaultBackoffCap)
+	def(&cfg.DuplicateGrace, DefaultDuplicateGrace)
+	def(&cfg.HelloTimeout, DefaultHelloTimeout)
+	def(&cfg.ProbeTimeout, DefaultProbeTimeout)
+	if cfg.TieRetries == 0 {
+		cfg.TieRetries = DefaultTieRetries
+	}
+	for _, d := range []time.Duration{cfg.NegotiationTimeout, cfg.DialStagger, cfg.DialTimeout, cfg.BackoffBase,
+		cfg.BackoffCap, cfg.DuplicateGrace, cfg.HelloTimeout, cfg.ProbeTimeout} {
+		if d < 0 {
+			return cfg, fmt.Errorf("%w: durations must not be negative", ErrInvalidConfig)
+		}
+	}
+	if cfg.BackoffCap < cfg.BackoffBase {
+		return cfg, fmt.Errorf("%w: BackoffCap %v below BackoffBase %v", ErrInvalidConfig, cfg.BackoffCap, cfg.BackoffBase)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,423 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/multiformats/go-multistream"
+
+	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/upgrader"
+)
+
+// connState is where a connection is in its life in the table.
+//
+//	active ──▶ draining ──▶ closed
+//	   └─────────────────────▲
+type connState uint8
+
+const (
+	stateActive   connState = iota // serves new streams
+	stateDraining                  // lost a duplicate; serves its open streams only
+	stateClosed                    // out of the table
+)
+
+func (s connState) String() string {
+	switch s {
+	case stateActive:
+		return "active"
+	case stateDraining:
+		return "draining"
+	case stateClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("connState(%d)", uint8(s))
+}
+
+// Conn is a connection in the host's table: an upgraded connection plus
+// what the host knows of it.
+type Conn struct {
+	*upgrader.Conn
+	h      *Host
+	seq    uint64    // this host's sequence number for the connection
+	opened time.Time // when it joined the table
+
+	closeOnce sync.Once
+
+	// Guarded by h.mu.
+	state     connState
+	helloDone bool  // the peer's hello arrived
+	remote    hello // the peer's hello, valid when helloDone
+	legacy    bool  // the peer does not speak the hello protocol
+	lastAlive time.Time
+	reason    error // why the host closed it
+}
+
+// Seq is this host's sequence number for the connection: its count of
+// connections to the peer so far, this one included.
+func (c *Conn) Seq() uint64 { return c.seq }
+
+// RemoteHello returns the peer's incarnation and sequence number for this
+// connection, and false until its hello has arrived or when the peer does
+// not speak the hello protocol.
+func (c *Conn) RemoteHello() (Incarnation, uint64, bool) {
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	return c.remote.Incarnation, c.remote.Seq, c.helloDone
+}
+
+// Draining reports whether the connection lost duplicate resolution and
+// only finishes its open streams.
+func (c *Conn) Draining() bool {
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	return c.state == stateDraining
+}
+
+// peerState is what the host holds for one peer. Guarded by Host.mu.
+type peerState struct {
+	id      peer.ID
+	conns   []*Conn
+	seq     uint64 // last sequence number given
+	latest  Incarnation
+	changed chan struct{} // closed and replaced when conns change
+	dial    *dialCall
+	addrs   addrBook
+	keep    *keeper
+}
+
+func (h *Host) peerLocked(p peer.ID) *peerState {
+	ps := h.peers[p]
+	if ps == nil {
+		ps = &peerState{id: p, changed: make(chan struct{})}
+		h.peers[p] = ps
+	}
+	return ps
+}
+
+func (ps *peerState) notifyLocked() {
+	close(ps.changed)
+	ps.changed = make(chan struct{})
+}
+
+// bestLocked is the connection new streams go to: an active one, the most
+// recently proven alive.
+func (ps *peerState) bestLocked() *Conn {
+	var best *Conn
+	for _, c := range ps.conns {
+		if c.state == stateActive && (best == nil || c.lastAlive.After(best.lastAlive)) {
+			best = c
+		}
+	}
+	return best
+}
+
+// Conns returns the connections to p in the table, active and draining.
+func (h *Host) Conns(p peer.ID) []*Conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ps := h.peers[p]; ps != nil {
+		return slices.Clone(ps.conns)
+	}
+	return nil
+}
+
+// Peers returns the peers with at least one connection.
+func (h *Host) Peers() []peer.ID {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []peer.ID
+	for id, ps := range h.peers {
+		if len(ps.conns) > 0 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// addConn puts an upgraded connection in the table and starts serving it:
+// its inbound streams, and the hello exchange.
+func (h *Host) addConn(uc *upgrader.Conn) *Conn {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		_ = uc.Close()
+		return nil
+	}
+	ps := h.peerLocked(uc.RemotePeer())
+	ps.seq++
+	now := time.Now()
+	c := &Conn{Conn: uc, h: h, seq: ps.seq, opened: now, lastAlive: now}
+	ps.conns = append(ps.conns, c)
+	ps.notifyLocked()
+	h.wg.Add(2)
+	h.mu.Unlock()
+
+	h.emit(ConnOpened{
+		Peer: uc.RemotePeer(), Seq: c.seq, Direction: uc.Direction(), Role: uc.Role(), Election: uc.Election(),
+		Security: uc.Security(), Muxer: uc.Muxer(), MuxerInlined: uc.MuxerInlined(),
+		Local: uc.LocalMultiaddr(), Remote: uc.RemoteMultiaddr(),
+	})
+	h.cfg.Logger.Debug("connection opened", "peer", uc.RemotePeer().ShortString(), "seq", c.seq,
+		"dir", uc.Direction(), "role", uc.Role())
+	go h.serveConn(c)
+	go h.sendHello(c)
+	return c
+}
+
+// serveConn accepts the connection's inbound streams until it closes, then
+// takes it out of the table.
+func (h *Host) serveConn(c *Conn) {
+	defer h.wg.Done()
+	for {
+		s, err := c.AcceptStream(h.ctx)
+		if err != nil {
+			break
+		}
+		h.wg.Add(1)
+		go h.handleStream(c, s)
+	}
+	<-c.Done()
+	h.removeConn(c)
+}
+
+// closeWith closes c, recording why, unless it is closed already.
+func (c *Conn) closeWith(reason error) {
+	c.closeOnce.Do(func() {
+		c.h.mu.Lock()
+		if c.reason == nil {
+			c.reason = reason
+		}
+		c.h.mu.Unlock()
+		_ = c.Conn.Close()
+	})
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error {
+	c.closeWith(errClosedByUser)
+	return nil
+}
+
+var errClosedByUser = errors.New("host: closed by the application")
+
+func (h *Host) removeConn(c *Conn) {
+	h.mu.Lock()
+	ps := h.peers[c.RemotePeer()]
+	c.state = stateClosed
+	reason := c.reason
+	if reason == nil {
+		reason = c.Err()
+	}
+	if ps != nil {
+		ps.conns = slices.DeleteFunc(ps.conns, func(x *Conn) bool { return x == c })
+		ps.notifyLocked()
+		h.gcLocked(ps)
+	}
+	h.mu.Unlock()
+	h.emit(ConnClosed{Peer: c.RemotePeer(), Seq: c.seq, Reason: reason, Lifetime: time.Since(c.opened)})
+	h.cfg.Logger.Debug("connection closed", "peer", c.RemotePeer().ShortString(), "seq", c.seq, "reason", reason)
+}
+
+// gcLocked forgets a peer the host holds nothing for.
+func (h *Host) gcLocked(ps *peerState) {
+	if len(ps.conns) == 0 && ps.dial == nil && ps.keep == nil && ps.addrs.empty() {
+		delete(h.peers, ps.id)
+	}
+}
+
+// sendHello proposes the hello protocol on a new stream and sends this
+// side's hello for c. A peer that answers "na" does not speak it: c is
+// marked legacy and duplicates are then resolved by probing.
+func (h *Host) sendHello(c *Conn) {
+	defer h.wg.Done()
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.HelloTimeout)
+	defer cancel()
+	err := func() error {
+		s, err := c.OpenStream(ctx)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		stop := context.AfterFunc(ctx, func() { _ = s.SetDeadline(time.Unix(1, 0)) })
+		defer stop()
+		if d, ok := ctx.Deadline(); ok {
+			_ = s.SetDeadline(d)
+		}
+		if err := multistream.SelectProtoOrFail(HelloProtocolID, s); err != nil {
+			return err
+		}
+		if _, err := s.Write(hello{Incarnation: h.inc, Seq: c.seq}.marshal()); err != nil {
+			return err
+		}
+		return s.CloseWrite()
+	}()
+	var ns multistream.ErrNotSupported[string]
+	switch {
+	case err == nil:
+	case errors.As(err, &ns):
+		h.markLegacy(c)
+	default:
+		h.cfg.Logger.Debug("hello not sent", "peer", c.RemotePeer().ShortString(), "seq", c.seq, "err", err)
+	}
+}
+
+// serveHello is the hello protocol's handler.
+func (h *Host) serveHello(s *Stream) {
+	_ = s.SetReadDeadline(time.Now().Add(h.cfg.HelloTimeout))
+	m, err := readHello(s)
+	_ = s.Close()
+	if err != nil {
+		h.cfg.Logger.Debug("bad hello", "peer", s.Conn().RemotePeer().ShortString(), "err", err)
+		return
+	}
+	h.helloReceived(s.Conn(), m)
+}
+
+// helloReceived records the peer's hello for c and resolves duplicates.
+func (h *Host) helloReceived(c *Conn, m hello) {
+	h.mu.Lock()
+	if c.state == stateClosed || c.helloDone {
+		h.mu.Unlock()
+		return
+	}
+	c.helloDone, c.remote, c.lastAlive = true, m, time.Now()
+	ps := h.peers[c.RemotePeer()]
+	ps.latest = m.Incarnation
+	if h.cfg.KeepAll {
+		h.mu.Unlock()
+		return
+	}
+	cands := make([]candidate, len(ps.conns))
+	for i, x := range ps.conns {
+		cands[i] = candidate{helloDone: x.helloDone && x.state != stateClosed, remote: x.remote, localSeq: x.seq}
+	}
+	v := resolve(h.id, c.RemotePeer(), ps.latest, cands)
+	var stale, losers []*Conn
+	var survivorSeq uint64
+	if v.survivor >= 0 {
+		survivorSeq = ps.conns[v.survivor].seq
+	}
+	for _, i := range v.stale {
+		stale = append(stale, ps.conns[i])
+	}
+	for _, i := range v.losers {
+		if x := ps.conns[i]; x.state == stateActive {
+			x.state = stateDraining
+			losers = append(losers, x)
+		}
+	}
+	if len(stale)+len(losers) > 0 {
+		ps.notifyLocked()
+	}
+	h.mu.Unlock()
+
+	for _, x := range stale {
+		h.emit(DuplicateResolved{Peer: x.RemotePeer(), Rule: ResolvedByIncarnation, SurvivorSeq: survivorSeq, ClosedSeq: x.seq, Immediate: true})
+		x.closeWith(ErrStaleIncarnation)
+	}
+	for _, x := range losers {
+		h.emit(DuplicateResolved{Peer: x.RemotePeer(), Rule: ResolvedBySequence, SurvivorSeq: survivorSeq, ClosedSeq: x.seq})
+		h.drain(x, ErrDuplicate)
+	}
+}
+
+// drain closes c once its streams have ended, or after the grace period.
+func (h *Host) drain(c *Conn, reason error) {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		t := time.NewTimer(h.cfg.DuplicateGrace)
+		defer t.Stop()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for c.numStreams() > 0 {
+			select {
+			case <-tick.C:
+			case <-t.C:
+				c.closeWith(reason)
+				return
+			case <-c.Done():
+				return
+			case <-h.ctx.Done():
+				return
+			}
+		}
+		c.closeWith(reason)
+	}()
+}
+
+// numStreams is the number of open streams of the connection.
+func (c *Conn) numStreams() int { return c.Session().NumStreams() }
+
+// markLegacy records that the peer does not speak the hello protocol and,
+// if it now has several connections, resolves them by probing: each older
+// connection is pinged with a short timeout; one that does not answer is
+// dead and closed at once. Of those that answered, the oldest survives (it
+// has just been proven alive, after the newest was opened) and the others
+// drain.
+func (h *Host) markLegacy(c *Conn) {
+	h.mu.Lock()
+	c.legacy = true
+	ps := h.peers[c.RemotePeer()]
+	if h.cfg.KeepAll || ps == nil {
+		h.mu.Unlock()
+		return
+	}
+	var group []*Conn
+	for _, x := range ps.conns {
+		if x.legacy && x.state == stateActive {
+			group = append(group, x)
+		}
+	}
+	h.mu.Unlock()
+	if len(group) < 2 {
+		return
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		h.probeAndResolve(group)
+	}()
+}
+
+func (h *Host) probeAndResolve(group []*Conn) {
+	newest := group[len(group)-1]
+	var alive []*Conn
+	for _, x := range group[:len(group)-1] {
+		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.ProbeTimeout)
+		_, err := x.Ping(ctx)
+		cancel()
+		if err != nil {
+			h.emit(DuplicateResolved{Peer: x.RemotePeer(), Rule: ResolvedByProbe, SurvivorSeq: newest.seq, ClosedSeq: x.seq, Immediate: true})
+			x.closeWith(fmt.Errorf("%w: %w", ErrProbeFailed, err))
+			continue
+		}
+		h.mu.Lock()
+		x.lastAlive = time.Now()
+		h.mu.Unlock()
+		alive = append(alive, x)
+	}
+	if len(alive) == 0 {
+		return
+	}
+	survivor := alive[0]
+	for _, x := range append(alive[1:], newest) {
+		h.mu.Lock()
+		if x.state != stateActive {
+			h.mu.Unlock()
+			continue
+		}
+		x.state = stateDraining
+		if ps := h.peers[x.RemotePeer()]; ps != nil {
+			ps.notifyLocked()
+		}
+		h.mu.Unlock()
+		h.emit(DuplicateResolved{Peer: x.RemotePeer(), Rule: ResolvedByProbe, SurvivorSeq: survivor.seq, ClosedSeq: x.seq})
+		h.drain(x, ErrDuplicate)
+	}
+}

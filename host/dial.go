@@ -1,0 +1,334 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/simopen"
+	"github.com/concordp2p/concord/upgrader"
+)
+
+// ErrBackoff: every address of the peer is backing off after failed dials.
+// The *DialError's Retry says when the first one may be dialed again;
+// ForceDial ignores backoff.
+var ErrBackoff = errors.New("host: all addresses backing off")
+
+// DialError is the error of a failed Connect: the peer, the error of each
+// address tried, and for ErrBackoff the earliest retry time.
+type DialError struct {
+	Peer   peer.ID
+	Errs   []AddrError
+	Retry  time.Time
+	Reason error // ErrBackoff, ErrNoConnection, ErrHostClosed or a context's cause; nil if Errs say it all
+}
+
+// AddrError is the failure of one address.
+type AddrError struct {
+	Addr ma.Multiaddr
+	Err  error
+}
+
+func (e *DialError) Error() string {
+	msg := "host: dialing " + e.Peer.ShortString()
+	if e.Reason != nil {
+		msg += ": " + e.Reason.Error()
+		if !e.Retry.IsZero() {
+			msg += fmt.Sprintf(" (next retry in %v)", time.Until(e.Retry).Round(time.Millisecond))
+		}
+	}
+	for _, ae := range e.Errs {
+		msg += fmt.Sprintf("; %v: %v", ae.Addr, ae.Err)
+	}
+	return msg
+}
+
+// Unwrap returns the reason and each address's error, for errors.Is/As.
+func (e *DialError) Unwrap() []error {
+	var out []error
+	if e.Reason != nil {
+		out = append(out, e.Reason)
+	}
+	for _, ae := range e.Errs {
+		out = append(out, ae.Err)
+	}
+	return out
+}
+
+// addrBook is what a host knows of a peer's addresses: the addresses and
+// their backoff state. Guarded by Host.mu.
+type addrBook struct {
+	addrs   []ma.Multiaddr
+	backoff map[string]*AddrBackoff
+}
+
+// AddrBackoff is the dial backoff state of one address.
+type AddrBackoff struct {
+	Addr     ma.Multiaddr
+	Failures int       // consecutive failures
+	Until    time.Time // no dial before this (unless forced)
+	LastErr  error
+}
+
+func (b *addrBook) empty() bool { return len(b.addrs) == 0 && len(b.backoff) == 0 }
+
+func (b *addrBook) add(addrs []ma.Multiaddr) {
+	for _, a := range addrs {
+		if !slicesContainsAddr(b.addrs, a) {
+			b.addrs = append(b.addrs, a)
+		}
+	}
+}
+
+func slicesContainsAddr(list []ma.Multiaddr, a ma.Multiaddr) bool {
+	for _, x := range list {
+		if x.Equal(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Backoff returns the backoff state of p's addresses that have failed.
+func (h *Host) Backoff(p peer.ID) []AddrBackoff {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ps := h.peers[p]
+	if ps == nil {
+		return nil
+	}
+	var out []AddrBackoff
+	for _, a := range ps.addrs.addrs {
+		if b := ps.addrs.backoff[a.String()]; b != nil {
+			out = append(out, *b)
+		}
+	}
+	return out
+}
+
+// dialCall is a dial in flight to one peer, shared by every Connect for
+// that peer.
+type dialCall struct {
+	done chan struct{} // closed when conn/err are set
+	conn *Conn
+	err  error
+}
+
+// Connect returns a live connection to ai.ID: an existing one, the one a
+// dial already in flight produces, or a new dial of ai.Addrs (added to the
+// addresses the host knows for the peer). Addresses backing off after
+// failures are skipped; if all are, Connect fails at once with ErrBackoff.
+//
+// ctx bounds the caller's wait; the dial itself is bounded by
+// Config.DialTimeout and continues for the other callers if this one
+// gives up.
+//
+// The connection returned may later lose duplicate resolution and drain;
+// use NewStream(peer) rather than holding on to a connection.
+func (h *Host) Connect(ctx context.Context, ai peer.AddrInfo) (*Conn, error) {
+	return h.connect(ctx, ai, false)
+}
+
+// ForceDial is Connect ignoring address backoff.
+func (h *Host) ForceDial(ctx context.Context, ai peer.AddrInfo) (*Conn, error) {
+	return h.connect(ctx, ai, true)
+}
+
+func (h *Host) connect(ctx context.Context, ai peer.AddrInfo, force bool) (*Conn, error) {
+	if ai.ID == h.id {
+		return nil, errors.New("host: cannot dial self")
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, &DialError{Peer: ai.ID, Reason: ErrHostClosed}
+	}
+	ps := h.peerLocked(ai.ID)
+	ps.addrs.add(ai.Addrs)
+	if c := ps.bestLocked(); c != nil {
+		h.mu.Unlock()
+		return c, nil
+	}
+	call := ps.dial
+	if call == nil {
+		call = &dialCall{done: make(chan struct{})}
+		ps.dial = call
+		h.wg.Add(1)
+		go h.runDial(ps, call, force)
+	}
+	h.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.conn, call.err
+	case <-ctx.Done():
+		return nil, &DialError{Peer: ai.ID, Reason: context.Cause(ctx)}
+	}
+}
+
+func (h *Host) runDial(ps *peerState, call *dialCall, force bool) {
+	defer h.wg.Done()
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.DialTimeout)
+	defer cancel()
+	call.conn, call.err = h.dialPeer(ctx, ps, force)
+	h.mu.Lock()
+	ps.dial = nil
+	h.gcLocked(ps)
+	h.mu.Unlock()
+	close(call.done)
+}
+
+type dialResult struct {
+	addr ma.Multiaddr
+	conn *upgrader.Conn
+	err  error
+}
+
+// dialPeer dials the usable addresses of ps with a stagger; the first
+// success wins and the others are cancelled and closed.
+func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, error) {
+	now := time.Now()
+	h.mu.Lock()
+	var usable []ma.Multiaddr
+	var retry time.Time
+	for _, a := range ps.addrs.addrs {
+		b := ps.addrs.backoff[a.String()]
+		if force || b == nil || !now.Before(b.Until) {
+			usable = append(usable, a)
+		} else if retry.IsZero() || b.Until.Before(retry) {
+			retry = b.Until
+		}
+	}
+	h.mu.Unlock()
+	if len(usable) == 0 {
+		if !retry.IsZero() {
+			return nil, &DialError{Peer: ps.id, Reason: ErrBackoff, Retry: retry}
+		}
+		return nil, &DialError{Peer: ps.id, Reason: ErrNoConnection}
+	}
+
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan dialResult, len(usable))
+	next, pending := 0, 0
+	launch := func() {
+		a := usable[next]
+		next++
+		pending++
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			c, err := h.dialAddr(dctx, ps.id, a)
+			results <- dialResult{a, c, err}
+		}()
+	}
+	launch()
+	stagger := time.NewTimer(h.cfg.DialStagger)
+	defer stagger.Stop()
+
+	var winner *upgrader.Conn
+	var errs []AddrError
+	for pending > 0 {
+		select {
+		case r := <-results:
+			pending--
+			switch {
+			case r.err == nil && winner == nil:
+				winner = r.conn
+				h.dialSucceeded(ps, r.addr)
+				cancel()
+			case r.err == nil:
+				_ = r.conn.Close() // a slower address also made it: first wins
+			default:
+				if winner == nil && dctx.Err() == nil {
+					errs = append(errs, AddrError{r.addr, r.err})
+					h.dialFailed(ps, r.addr, r.err)
+					if next < len(usable) {
+						launch()
+						stagger.Reset(h.cfg.DialStagger)
+					}
+				}
+			}
+		case <-stagger.C:
+			if winner == nil && next < len(usable) {
+				launch()
+				stagger.Reset(h.cfg.DialStagger)
+			}
+		}
+	}
+	if winner != nil {
+		if c := h.addConn(winner); c != nil {
+			return c, nil
+		}
+		return nil, &DialError{Peer: ps.id, Reason: ErrHostClosed}
+	}
+	de := &DialError{Peer: ps.id, Errs: errs}
+	if ctx.Err() != nil {
+		de.Reason = context.Cause(ctx)
+	}
+	return nil, de
+}
+
+// dialAddr dials one address and upgrades the connection, redialing after
+// a jittered delay when the election tied.
+func (h *Host) dialAddr(ctx context.Context, p peer.ID, a ma.Multiaddr) (*upgrader.Conn, error) {
+	tie := simopen.Backoff{Base: 50 * time.Millisecond, Cap: time.Second}
+	for attempt := 0; ; attempt++ {
+		raw, err := h.tr.Dial(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		c, err := h.upgradeOutbound(ctx, raw, p)
+		if err == nil || !errors.Is(err, upgrader.ErrSimopenTie) || attempt >= h.cfg.TieRetries {
+			return c, err
+		}
+		t := time.NewTimer(tie.Delay(attempt))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+	}
+}
+
+func (h *Host) dialFailed(ps *peerState, a ma.Multiaddr, err error) {
+	h.mu.Lock()
+	if ps.addrs.backoff == nil {
+		ps.addrs.backoff = map[string]*AddrBackoff{}
+	}
+	b := ps.addrs.backoff[a.String()]
+	if b == nil {
+		b = &AddrBackoff{Addr: a}
+		ps.addrs.backoff[a.String()] = b
+	}
+	b.Failures++
+	b.LastErr = err
+	b.Until = time.Now().Add(h.backoffDelay(b.Failures))
+	ev := BackoffScheduled{Peer: ps.id, Addr: a, Failures: b.Failures, Until: b.Until, Err: err}
+	h.mu.Unlock()
+	h.emit(ev)
+}
+
+// backoffDelay is the delay after the n-th consecutive failure: uniform in
+// [0, min(cap, base·2^(n-1))), full jitter.
+func (h *Host) backoffDelay(n int) time.Duration {
+	return simopen.Backoff{Base: h.cfg.BackoffBase, Cap: h.cfg.BackoffCap, Rand: h.jitter()}.Delay(n - 1)
+}
+
+// jitter is the source of backoff jitter; math/rand/v2's global one.
+func (h *Host) jitter() interface{ Int64N(int64) int64 } { return globalRand{} }
+
+type globalRand struct{}
+
+func (globalRand) Int64N(n int64) int64 { return rand.Int64N(n) }
+
+func (h *Host) dialSucceeded(ps *peerState, a ma.Multiaddr) {
+	h.mu.Lock()
+	delete(ps.addrs.backoff, a.String())
+	h.mu.Unlock()
+}

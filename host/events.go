@@ -1,0 +1,89 @@
+package host
+
+import (
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/concordp2p/concord/network"
+	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/simopen"
+)
+
+// Event is what Config.Observer receives: ConnOpened, ConnClosed,
+// DuplicateResolved, BackoffScheduled, or an upgrader event (wrapped in
+// UpgradeEvent).
+type Event interface{ isHostEvent() }
+
+// ConnOpened: a connection joined the table.
+type ConnOpened struct {
+	Peer          peer.ID
+	Seq           uint64 // this host's sequence number for the connection
+	Direction     network.Direction
+	Role          network.Role
+	Election      *simopen.Election // nil without an election
+	Security      string
+	Muxer         string
+	MuxerInlined  bool
+	Local, Remote ma.Multiaddr
+}
+
+// ConnClosed: a connection left the table. Reason says why: a local
+// decision (ErrDuplicate, ErrStaleIncarnation, ErrProbeFailed,
+// ErrHostClosed) or what the session reported (the peer closed, keepalive
+// timeout: errors.Is(Reason, muxer.ErrKeepaliveTimeout), ...).
+type ConnClosed struct {
+	Peer   peer.ID
+	Seq    uint64
+	Reason error
+	// Lifetime is how long the connection was in the table.
+	Lifetime time.Duration
+}
+
+// Resolution names the rule that decided a duplicate.
+type Resolution string
+
+const (
+	// ResolvedByIncarnation: the peer restarted; the connection from its
+	// previous run is stale.
+	ResolvedByIncarnation Resolution = "incarnation"
+	// ResolvedBySequence: both peers are live; the larger peer ID's
+	// newest connection survives.
+	ResolvedBySequence Resolution = "sequence"
+	// ResolvedByProbe: a peer without the hello protocol; the older
+	// connection was probed with a ping.
+	ResolvedByProbe Resolution = "probe"
+)
+
+// DuplicateResolved: a connection to a peer lost to another one.
+type DuplicateResolved struct {
+	Peer        peer.ID
+	Rule        Resolution
+	SurvivorSeq uint64 // 0 when the rule closed a connection without naming one
+	ClosedSeq   uint64
+	// Immediate is true when the loser closes at once (stale or dead);
+	// false when it drains its streams for Config.DuplicateGrace first.
+	Immediate bool
+}
+
+// BackoffScheduled: a dial to an address failed and the address is
+// blocked until Until.
+type BackoffScheduled struct {
+	Peer     peer.ID
+	Addr     ma.Multiaddr
+	Failures int
+	Until    time.Time
+	Err      error
+}
+
+// UpgradeEvent carries an event of the upgrader (upgrade started/finished
+// with per-stage durations and the election record, inbound refused).
+type UpgradeEvent struct {
+	Event any // an upgrader.Event
+}
+
+func (ConnOpened) isHostEvent()        {}
+func (ConnClosed) isHostEvent()        {}
+func (DuplicateResolved) isHostEvent() {}
+func (BackoffScheduled) isHostEvent()  {}
+func (UpgradeEvent) isHostEvent()      {}

@@ -1,0 +1,234 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/multiformats/go-multistream"
+
+	"github.com/concordp2p/concord/muxer"
+	"github.com/concordp2p/concord/muxer/yamux"
+	"github.com/concordp2p/concord/network"
+	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/security"
+	"github.com/concordp2p/concord/security/noise"
+	"github.com/concordp2p/concord/transport/tcp"
+	"github.com/concordp2p/concord/upgrader"
+)
+
+// Reasons a host closes a connection, seen in ConnClosed events and in the
+// errors of streams cut short.
+var (
+	// ErrDuplicate: the connection lost duplicate resolution.
+	ErrDuplicate = errors.New("host: duplicate connection")
+	// ErrStaleIncarnation: the peer restarted; the connection belonged to
+	// its previous run.
+	ErrStaleIncarnation = errors.New("host: connection from the peer's previous incarnation")
+	// ErrProbeFailed: the connection did not answer a liveness probe.
+	ErrProbeFailed = errors.New("host: liveness probe failed")
+	// ErrHostClosed: the host is closed.
+	ErrHostClosed = errors.New("host: closed")
+	// ErrNoConnection: no live connection to the peer and no address to
+	// dial it.
+	ErrNoConnection = errors.New("host: no connection to peer")
+)
+
+// Host is a Concord peer: it listens, dials, keeps one live connection per
+// peer, and serves stream protocols. Its methods are safe for concurrent
+// use.
+type Host struct {
+	cfg  Config
+	id   peer.ID
+	inc  Incarnation
+	tr   *tcp.Transport
+	up   *upgrader.Upgrader
+	msel *multistream.MultistreamMuxer[string] // inbound stream negotiation
+
+	ctx    context.Context // ends at Close; parent of every goroutine's work
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the host starts
+
+	lmu       sync.Mutex
+	listeners []*upgrader.Listener // guarded by lmu
+
+	hmu      sync.RWMutex
+	handlers map[string]StreamHandler // guarded by hmu
+
+	mu     sync.Mutex
+	peers  map[peer.ID]*peerState // guarded by mu
+	closed bool                   // guarded by mu
+}
+
+// New creates a host and starts listening on cfg.ListenAddrs.
+func New(cfg Config) (*Host, error) {
+	cfg, err := cfg.populate()
+	if err != nil {
+		return nil, err
+	}
+	id, err := peer.IDFromPrivateKey(cfg.Identity)
+	if err != nil {
+		return nil, fmt.Errorf("%w: identity: %w", ErrInvalidConfig, err)
+	}
+	inc, err := newIncarnation(cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
+	secs, err := buildSecurity(cfg.Identity, cfg.Security)
+	if err != nil {
+		return nil, err
+	}
+	ym, err := yamux.New(cfg.Yamux)
+	if err != nil {
+		return nil, fmt.Errorf("%w: yamux: %w", ErrInvalidConfig, err)
+	}
+	h := &Host{
+		cfg: cfg, id: id, inc: inc, tr: tcp.New(cfg.Transport),
+		msel:     multistream.NewMultistreamMuxer[string](),
+		handlers: map[string]StreamHandler{},
+		peers:    map[peer.ID]*peerState{},
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.up, err = upgrader.New(upgrader.Config{
+		Identity: cfg.Identity, Security: secs, Muxers: []muxer.Muxer{ym},
+		HandshakeTimeout: cfg.HandshakeTimeout, MaxInboundUpgrades: cfg.MaxInboundUpgrades,
+		MaxInboundUpgradesPerIP: cfg.MaxInboundUpgradesPerIP, AcceptBacklog: cfg.AcceptBacklog,
+		Rand: cfg.Rand, Observer: func(e upgrader.Event) { h.emit(UpgradeEvent{Event: e}) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.setHandler(HelloProtocolID, h.serveHello)
+	for _, a := range cfg.ListenAddrs {
+		if err := h.listen(a); err != nil {
+			_ = h.Close()
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+func buildSecurity(k peer.PrivKey, ids []string) ([]security.Transport, error) {
+	var out []security.Transport
+	for _, id := range ids {
+		var (
+			t   security.Transport
+			err error
+		)
+		switch id {
+		case SecurityNoise:
+			t, err = noise.New(k, noise.Config{})
+		case SecurityTLS:
+			t, err = newTLS(k)
+		default:
+			return nil, fmt.Errorf("%w: unknown security protocol %q (want %q or %q)", ErrInvalidConfig, id, SecurityNoise, SecurityTLS)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, id, err)
+		}
+		if t != nil {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no security protocol", ErrInvalidConfig)
+	}
+	return out, nil
+}
+
+func (h *Host) listen(a ma.Multiaddr) error {
+	tl, err := h.tr.Listen(h.ctx, a)
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	l := h.up.Listen(tl)
+	h.lmu.Lock()
+	h.listeners = append(h.listeners, l)
+	h.lmu.Unlock()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		for {
+			c, err := l.Accept(h.ctx)
+			if err != nil {
+				return
+			}
+			h.addConn(c)
+		}
+	}()
+	return nil
+}
+
+// ID is the host's peer ID.
+func (h *Host) ID() peer.ID { return h.id }
+
+// Incarnation identifies this run of the host.
+func (h *Host) Incarnation() Incarnation { return h.inc }
+
+// Addrs are the listen addresses, with the ports the kernel chose.
+func (h *Host) Addrs() []ma.Multiaddr {
+	h.lmu.Lock()
+	defer h.lmu.Unlock()
+	var out []ma.Multiaddr
+	for _, l := range h.listeners {
+		if m := l.Multiaddr(); m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// AddrInfo is the host's peer ID with its listen addresses.
+func (h *Host) AddrInfo() peer.AddrInfo { return peer.AddrInfo{ID: h.id, Addrs: h.Addrs()} }
+
+// ListenerStats returns the admission counters of each listener.
+func (h *Host) ListenerStats() []upgrader.ListenerStats {
+	h.lmu.Lock()
+	defer h.lmu.Unlock()
+	out := make([]upgrader.ListenerStats, len(h.listeners))
+	for i, l := range h.listeners {
+		out[i] = l.Stats()
+	}
+	return out
+}
+
+// Close closes the listeners and every connection, stops every dial and
+// keeper, and waits for all the host's goroutines. It is idempotent.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	var conns []*Conn
+	for _, ps := range h.peers {
+		conns = append(conns, ps.conns...)
+	}
+	h.mu.Unlock()
+	h.cancel()
+	h.lmu.Lock()
+	ls := h.listeners
+	h.lmu.Unlock()
+	for _, l := range ls {
+		_ = l.Close()
+	}
+	for _, c := range conns {
+		c.closeWith(ErrHostClosed)
+	}
+	h.wg.Wait()
+	return nil
+}
+
+func (h *Host) emit(e Event) {
+	if h.cfg.Observer != nil {
+		h.cfg.Observer(e)
+	}
+}
+
+// upgradeOutbound is the dial path's use of the upgrader.
+func (h *Host) upgradeOutbound(ctx context.Context, raw *tcp.Conn, p peer.ID) (*upgrader.Conn, error) {
+	return h.up.Upgrade(ctx, raw, network.DirOutbound, p)
+}

@@ -1,0 +1,103 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/concordp2p/concord/peer"
+)
+
+func TestConnectAndStreams(t *testing.T) {
+	a, b := newHost(t, Config{}), newHost(t, Config{})
+	c, err := a.Connect(context.Background(), b.AddrInfo())
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	if c.RemotePeer() != b.ID() {
+		t.Fatalf("connected to %s, want %s", c.RemotePeer(), b.ID())
+	}
+	echo(t, a, b.ID(), "a to b")
+	// b can open streams on the connection a made.
+	if !waitUntil(t, time.Second, func() bool { return len(b.Conns(a.ID())) == 1 }) {
+		t.Fatalf("b has %d conns to a, want 1", len(b.Conns(a.ID())))
+	}
+	echo(t, b, a.ID(), "b to a")
+	// A second Connect returns the same connection.
+	c2, err := a.Connect(context.Background(), b.AddrInfo())
+	if err != nil || c2 != c {
+		t.Fatalf("second Connect = %v, %v; want the existing connection", c2, err)
+	}
+}
+
+func TestUnknownProtocolIsRefusedNotHung(t *testing.T) {
+	a, b := newHost(t, Config{}), newHost(t, Config{})
+	if _, err := a.Connect(context.Background(), b.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := a.NewStream(context.Background(), b.ID(), "/no/such/protocol", "/nor/this")
+	if !errors.Is(err, ErrProtocolNotSupported) {
+		t.Fatalf("NewStream for unknown protocols = %v, want ErrProtocolNotSupported", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("refusal took %v", d)
+	}
+	echo(t, a, b.ID(), "still usable")
+}
+
+func TestConcurrentConnectsShareOneDial(t *testing.T) {
+	var log eventLog
+	a, b := newHost(t, Config{Observer: log.observe}), newHost(t, Config{})
+	const n = 16
+	conns := make([]*Conn, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conns[i], errs[i] = a.Connect(context.Background(), b.AddrInfo())
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || conns[i] != conns[0] {
+			t.Fatalf("Connect %d = %p, %v; want the shared %p", i, conns[i], errs[i], conns[0])
+		}
+	}
+	if got := log.count(isOpened); got != 1 {
+		t.Errorf("%d connections opened for %d concurrent Connects, want 1", got, n)
+	}
+}
+
+func TestNoConnectionNoAddrs(t *testing.T) {
+	a := newHost(t, Config{})
+	k, _ := peer.GenerateKey(peer.Ed25519, nil)
+	p, _ := peer.IDFromPrivateKey(k)
+	if _, err := a.NewStream(context.Background(), p, "/x"); !errors.Is(err, ErrNoConnection) {
+		t.Errorf("NewStream to an unknown peer = %v, want ErrNoConnection", err)
+	}
+}
+
+func TestCloseIsIdempotentAndStopsEverything(t *testing.T) {
+	a, b := newHost(t, Config{}), newHost(t, Config{})
+	if _, err := a.Connect(context.Background(), b.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	a.KeepConnected(b.ID(), b.Addrs()...)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Connect(context.Background(), b.AddrInfo()); !errors.Is(err, ErrHostClosed) {
+		t.Errorf("Connect after Close = %v, want ErrHostClosed", err)
+	}
+	if !waitUntil(t, 2*time.Second, func() bool { return len(b.Conns(a.ID())) == 0 }) {
+		t.Errorf("b still has %d conns to the closed host", len(b.Conns(a.ID())))
+	}
+}
