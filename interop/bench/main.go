@@ -195,6 +195,7 @@ func run(o *options) error {
 				if o.impl != "both" && o.impl != im.key {
 					continue
 				}
+				settle()
 				s, err := im.new()
 				if err != nil {
 					return fmt.Errorf("%s: starting: %w", im.key, err)

@@ -241,7 +241,7 @@ func sampleMem() memSample {
 // in bytes, for both ends together, and goroutines per connection.
 // With heapProf set, it writes a heap profile there at the peak.
 func idleMemory(s stack, n int, heapProf string) (rssPer, heapPer, stackPer, gorPer float64, err error) {
-	time.Sleep(100 * time.Millisecond) // let closed streams' goroutines end
+	settle()
 	before := sampleMem()
 	conns := make([]clientConn, n)
 	var next atomic.Int64
@@ -276,7 +276,7 @@ func idleMemory(s stack, n int, heapProf string) (rssPer, heapPer, stackPer, gor
 	if err := waitLive(s, int64(n), 10*time.Second); err != nil {
 		return 0, 0, 0, 0, err
 	}
-	time.Sleep(100 * time.Millisecond) // let the echo streams' goroutines end
+	settle() // let the echo streams' goroutines end
 	after := sampleMem()
 	if heapProf != "" {
 		if f, err := os.Create(heapProf); err == nil {
@@ -289,6 +289,24 @@ func idleMemory(s stack, n int, heapProf string) (rssPer, heapPer, stackPer, gor
 		(float64(after.heap) - float64(before.heap)) / f,
 		(float64(after.stack) - float64(before.stack)) / f,
 		float64(after.goroutines-before.goroutines) / f, nil
+}
+
+// settle waits until the number of goroutines has not changed for three
+// samples 30 ms apart (at most 5 s): the goroutines of connections closed
+// by an earlier run (both stacks end theirs asynchronously) have ended, so
+// they neither hold memory nor use CPU during the next measurement.
+func settle() {
+	deadline := time.Now().Add(5 * time.Second)
+	last, same := runtime.NumGoroutine(), 0
+	for same < 3 && time.Now().Before(deadline) {
+		time.Sleep(30 * time.Millisecond)
+		n := runtime.NumGoroutine()
+		if n == last {
+			same++
+		} else {
+			last, same = n, 0
+		}
+	}
 }
 
 // cpuTime is the user plus system CPU time of the whole process.
