@@ -134,3 +134,58 @@ func (h *Host) hasSynSentTo(peer *Host) (bool, error) {
 }
 
 func (h *Host) owns(a netip.Addr) bool { return a == h.Addr || a == h.Addr6 }
+
+// SimultaneousOpenInFlight is the fast variant of SimultaneousOpen: delay
+// lines of d on both hosts hold every outgoing packet for d, both dials are
+// released at the same instant, and as long as they start less than d
+// apart, each SYN reaches the other host after that host's own SYN has
+// left, so the SYNs cross in flight. A run costs a few times d instead of a
+// SYN retransmission.
+//
+// Unlike SimultaneousOpen it depends on timing: the returned skew is how far
+// apart the two dial functions were entered (measured on the dialing
+// threads). If skew is not well below d, the run proves nothing either way;
+// callers should check what they got and treat such runs as inconclusive.
+// The delay lines are stopped before it returns.
+func (p *Pair) SimultaneousOpenInFlight(ctx context.Context, d time.Duration, dialA, dialB func(ctx context.Context) error) (skew time.Duration, err error) {
+	var lines []*DelayLine
+	defer func() {
+		for _, l := range lines {
+			err = errors.Join(err, l.Stop())
+		}
+	}()
+	for _, h := range []*Host{p.A, p.B} {
+		l, err := h.DelayLine(ctx, d)
+		if err != nil {
+			return 0, err
+		}
+		lines = append(lines, l)
+	}
+	start := make(chan struct{})
+	type result struct {
+		began time.Time
+		err   error
+	}
+	run := func(h *Host, dial func(context.Context) error, out chan<- result) {
+		var r result
+		r.err = h.Do(func() error {
+			<-start
+			r.began = time.Now()
+			return dial(ctx)
+		})
+		out <- r
+	}
+	ra, rb := make(chan result, 1), make(chan result, 1)
+	go run(p.A, dialA, ra)
+	go run(p.B, dialB, rb)
+	close(start)
+	a, b := <-ra, <-rb
+	skew = a.began.Sub(b.began).Abs()
+	if a.err != nil {
+		err = errors.Join(err, fmt.Errorf("dial from %s: %w", p.A.Name, a.err))
+	}
+	if b.err != nil {
+		err = errors.Join(err, fmt.Errorf("dial from %s: %w", p.B.Name, b.err))
+	}
+	return skew, err
+}

@@ -103,12 +103,16 @@ func target(p *simPeer, v6 bool) ma.Multiaddr {
 	return m
 }
 
-// execute makes both peers dial each other under the SYN-drop method and
-// checks everything the fixture promises. It reports problems in r.failed
-// rather than through t, so runs can execute on other goroutines.
-func (r *simRun) execute(ctx context.Context) {
+// opener is a way to make two dials cross: netlab's SYN-drop method
+// (Pair.SimultaneousOpen) or the in-flight one.
+type opener func(ctx context.Context, dialA, dialB func(context.Context) error) error
+
+// execute makes both peers dial each other with open and checks everything
+// the fixture promises. It reports problems in r.failed rather than through
+// t, so runs can execute on other goroutines.
+func (r *simRun) execute(ctx context.Context, open opener) {
 	ta, tb := target(r.b, r.v6), target(r.a, r.v6)
-	err := r.pair.SimultaneousOpen(ctx,
+	err := open(ctx,
 		func(ctx context.Context) (err error) { r.a.conn, err = r.a.tr.Dial(ctx, ta); return err },
 		func(ctx context.Context) (err error) { r.b.conn, err = r.b.tr.Dial(ctx, tb); return err })
 	defer func() {
@@ -119,7 +123,7 @@ func (r *simRun) execute(ctx context.Context) {
 		}
 	}()
 	if err != nil {
-		r.errorf("SimultaneousOpen: %v", err)
+		r.errorf("simultaneous open: %v", err)
 		r.a.stop()
 		r.b.stop()
 		return
@@ -224,7 +228,7 @@ func simOpenRuns(t *testing.T, runs int, v6 bool) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r.execute(ctx)
+			r.execute(ctx, r.pair.SimultaneousOpen)
 		}()
 	}
 	wg.Wait()
@@ -323,4 +327,44 @@ func TestDialOwnAddressSelfConnect(t *testing.T) {
 		t.Errorf("Fallback=%v cause=%v FromListenPort=%v; want true, ErrSelfConnect, false", info.Fallback, info.FallbackCause, info.FromListenPort)
 	}
 	echo(t, c, s)
+}
+
+// TestSimultaneousOpenInFlight is the fast variant: 20 ms delay lines on
+// both hosts (netlab's NFQUEUE delay line) and both dials released at once,
+// so the SYNs cross in flight. It depends on the two dials starting less
+// than the delay apart; a run whose measured start skew is not below half
+// the delay is inconclusive and is repeated on a fresh pair (at most 3
+// times) — the count of such repeats is logged.
+func TestSimultaneousOpenInFlight(t *testing.T) {
+	netlab.Require(t)
+	const (
+		runs     = 10
+		delay    = 20 * time.Millisecond
+		attempts = 3
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	repeats := 0
+	for i := range runs {
+		for attempt := 1; ; attempt++ {
+			r := prepare(t, i%2 == 1, 0)
+			var skew time.Duration
+			r.execute(ctx, func(ctx context.Context, dialA, dialB func(context.Context) error) (err error) {
+				skew, err = r.pair.SimultaneousOpenInFlight(ctx, delay, dialA, dialB)
+				return err
+			})
+			if skew < delay/2 {
+				if len(r.failed) > 0 {
+					t.Errorf("run %d (skew %v): %v", i, skew, errors.Join(r.failed...))
+				}
+				break
+			}
+			if attempt == attempts {
+				t.Fatalf("run %d: dials started %v apart in %d attempts, want below %v; the machine is too loaded for this variant", i, skew, attempts, delay/2)
+			}
+			repeats++
+		}
+	}
+	t.Logf("%d runs with %v delay lines in %v (%d inconclusive runs repeated)", runs, delay, time.Since(start).Round(time.Millisecond), repeats)
 }

@@ -1,0 +1,330 @@
+//go:build linux
+
+package netlab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DelayLine holds every packet that leaves a host through its veth link for
+// a fixed time before letting it go, in order. It is a userspace NFQUEUE
+// consumer written on raw netlink: an iptables/ip6tables rule
+//
+//	-A OUTPUT -o veth0 -j NFQUEUE --queue-num N --queue-bypass
+//
+// sends each outgoing packet to queue N; the line reads the packet's id
+// (metadata only, no payload is copied), and issues NF_ACCEPT for it when
+// the delay has passed since it was read. This stands in for tc netem,
+// which the kernel this was written on lacks.
+//
+// A delay line on one host adds its delay to one direction; lines on both
+// hosts of a pair add it to both, so a request/response round trip grows by
+// twice the delay. Packets keep their order. The queue is bounded (4096
+// packets) and fails open: when full, packets pass undelayed rather than
+// being dropped. The line's goroutines and socket are released by Stop,
+// which runs by itself when the test ends.
+type DelayLine struct {
+	host  *Host
+	delay time.Duration
+	queue uint16
+
+	f  *os.File
+	rc syscall.RawConn
+
+	rules []func() error
+
+	pending  chan heldPacket // reader -> writer, in arrival order
+	stopping chan struct{}   // closed by Stop: release everything now
+	readDone chan struct{}   // closed by the reader when it returns
+	wrDone   chan struct{}   // closed by the writer when it returns
+	stopOnce sync.Once
+	stopErr  error
+
+	packets  atomic.Uint64 // packets read from the kernel
+	failures atomic.Uint64 // verdicts that could not be sent, unparsable messages
+	readErr  error         // written by the reader before readDone closes
+}
+
+type heldPacket struct {
+	id  uint32
+	due time.Time
+}
+
+const (
+	delayQueueMaxLen = 4096
+	// recvBufSize is the netlink receive buffer. Messages wait there only
+	// until the reader picks them up (packets wait in the kernel's queue),
+	// so this is generous.
+	recvBufSize = 4 << 20
+)
+
+// DelayLine starts a delay line of d on the host's veth link, for IPv4 and
+// IPv6. ctx bounds the set-up only; the line runs until Stop or the end of
+// the test.
+func (h *Host) DelayLine(ctx context.Context, d time.Duration) (*DelayLine, error) {
+	if d <= 0 {
+		return nil, fmt.Errorf("netlab: delay line of %v: the delay must be positive", d)
+	}
+	queue := uint16(h.nfqueueNum.Add(1) - 1)
+	var fd int
+	if err := h.Do(func() (err error) {
+		fd, err = openNFQueueSocket()
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("netlab: delay line in %s: %w", h.Name, err)
+	}
+	l := &DelayLine{
+		host:     h,
+		delay:    d,
+		queue:    queue,
+		f:        os.NewFile(uintptr(fd), "nfqueue-"+strconv.Itoa(int(queue))),
+		pending:  make(chan heldPacket, delayQueueMaxLen),
+		stopping: make(chan struct{}),
+		readDone: make(chan struct{}),
+		wrDone:   make(chan struct{}),
+	}
+	var err error
+	if l.rc, err = l.f.SyscallConn(); err != nil {
+		l.f.Close()
+		return nil, fmt.Errorf("netlab: delay line in %s: %w", h.Name, err)
+	}
+	if err := l.configure(ctx); err != nil {
+		l.f.Close()
+		return nil, fmt.Errorf("netlab: delay line in %s, queue %d: %w", h.Name, queue, err)
+	}
+	go l.read()
+	go l.write()
+	h.ent.addUndo(l.Stop)
+	for _, v6 := range []bool{false, true} {
+		rm, err := h.AddRule(ctx, Rule{Chain: "OUTPUT", IPv6: v6, Spec: []string{
+			"-o", h.Link, "-j", "NFQUEUE", "--queue-num", strconv.Itoa(int(queue)), "--queue-bypass"}})
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("netlab: delay line in %s: %w", h.Name, err), l.Stop())
+		}
+		l.rules = append(l.rules, rm)
+	}
+	return l, nil
+}
+
+// openNFQueueSocket opens a non-blocking NETLINK_NETFILTER socket on the
+// calling thread (so in its namespace).
+func openNFQueueSocket() (int, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return -1, fmt.Errorf("netlink socket: %w", err)
+	}
+	steps := []struct {
+		what string
+		err  error
+	}{
+		{"bind", unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})},
+		// Without this a full receive buffer makes recv fail with ENOBUFS;
+		// the queue's fail-open flag already covers overload.
+		{"NETLINK_NO_ENOBUFS", unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_NO_ENOBUFS, 1)},
+		{"SO_RCVBUFFORCE", unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, recvBufSize)},
+	}
+	for _, s := range steps {
+		if s.err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("netlink socket: %s: %w", s.what, s.err)
+		}
+	}
+	return fd, nil
+}
+
+// configure binds the socket to the queue and sets copy mode, queue length
+// and fail-open, waiting for the kernel's acknowledgement of each request.
+func (l *DelayLine) configure(ctx context.Context) error {
+	deadline := time.Now().Add(5 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := l.f.SetReadDeadline(deadline); err != nil {
+		return err
+	}
+	defer l.f.SetReadDeadline(time.Time{})
+	bind := nfqMessage(nfqnlMsgConfig, nlmFRequest|nlmFAck, 1, l.queue,
+		nlAttr{nfqaCfgCmd, []byte{nfqnlCfgCmdBind, 0, 0, 0}})
+	if err := l.request(bind, 1); err != nil {
+		return fmt.Errorf("binding queue (is nfnetlink_queue available? try modprobe nfnetlink_queue): %w", err)
+	}
+	params := nfqMessage(nfqnlMsgConfig, nlmFRequest|nlmFAck, 2, l.queue,
+		nlAttr{nfqaCfgParams, append(be32(0), nfqnlCopyMeta)},
+		nlAttr{nfqaCfgQueueMaxlen, be32(delayQueueMaxLen)},
+		nlAttr{nfqaCfgMask, be32(nfqaCfgFFailOpen)},
+		nlAttr{nfqaCfgFlags, be32(nfqaCfgFFailOpen)})
+	if err := l.request(params, 2); err != nil {
+		return fmt.Errorf("setting copy mode, length and fail-open: %w", err)
+	}
+	return nil
+}
+
+// request sends msg and waits for the acknowledgement with sequence seq.
+// It runs before the rules exist, so no packet can arrive meanwhile.
+func (l *DelayLine) request(msg []byte, seq uint32) error {
+	if err := l.send(msg); err != nil {
+		return err
+	}
+	buf := make([]byte, 8192)
+	for range 16 {
+		n, err := l.recv(buf)
+		if err != nil {
+			return fmt.Errorf("waiting for the acknowledgement: %w", err)
+		}
+		evs, err := parseNetlink(buf[:n])
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			if ev.kind == evAck && ev.seq == seq {
+				if ev.errno != 0 {
+					return syscall.Errno(-ev.errno)
+				}
+				return nil
+			}
+		}
+	}
+	return errors.New("no acknowledgement among 16 messages")
+}
+
+func (l *DelayLine) send(msg []byte) error {
+	var serr error
+	err := l.rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		return serr != unix.EAGAIN
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// recv waits (through the runtime poller, so a read deadline or Close
+// interrupts it) for one datagram.
+func (l *DelayLine) recv(buf []byte) (int, error) {
+	var n int
+	var rerr error
+	err := l.rc.Read(func(fd uintptr) bool {
+		n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
+		return rerr != unix.EAGAIN
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, rerr
+}
+
+// read is the reader goroutine: it stamps each packet with its due time
+// and hands it to the writer. When Stop wakes it (a read deadline in the
+// past), it drains what the socket still holds without waiting, then ends.
+func (l *DelayLine) read() {
+	defer close(l.readDone)
+	defer close(l.pending)
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := l.recv(buf)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			l.drain(buf)
+			return
+		}
+		if err != nil {
+			l.readErr = err
+			return
+		}
+		l.hand(buf[:n], time.Now().Add(l.delay))
+	}
+}
+
+func (l *DelayLine) drain(buf []byte) {
+	for range delayQueueMaxLen + 16 {
+		var n int
+		var rerr error
+		if err := l.rc.Control(func(fd uintptr) {
+			n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+		}); err != nil || rerr != nil {
+			return // EAGAIN: nothing left
+		}
+		l.hand(buf[:n], time.Time{})
+	}
+}
+
+func (l *DelayLine) hand(msg []byte, due time.Time) {
+	evs, err := parseNetlink(msg)
+	if err != nil {
+		l.failures.Add(1)
+	}
+	for _, ev := range evs {
+		if ev.kind == evPacket {
+			l.packets.Add(1)
+			l.pending <- heldPacket{ev.packetID, due}
+		}
+	}
+}
+
+// write is the writer goroutine: it releases packets in order when they
+// are due, or at once after Stop.
+func (l *DelayLine) write() {
+	defer close(l.wrDone)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	stopping := l.stopping
+	for p := range l.pending {
+		if wait := time.Until(p.due); wait > 0 && stopping != nil {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-stopping:
+				stopping = nil // release the rest without waiting
+			}
+		}
+		if err := l.send(verdictMessage(l.queue, p.id)); err != nil {
+			l.failures.Add(1)
+		}
+	}
+}
+
+// Stop removes the rules, releases the packets still held (at once, not
+// after their delay), unbinds the queue and closes the socket. It is safe
+// to call more than once; later calls return the first result.
+func (l *DelayLine) Stop() error {
+	l.stopOnce.Do(func() {
+		var errs []error
+		for _, rm := range l.rules {
+			errs = append(errs, rm())
+		}
+		close(l.stopping)
+		// Wake the reader; it drains the socket and ends.
+		errs = append(errs, l.f.SetReadDeadline(time.Now()))
+		<-l.readDone
+		<-l.wrDone
+		if l.readErr != nil {
+			errs = append(errs, fmt.Errorf("reading the queue: %w", l.readErr))
+		}
+		unbind := nfqMessage(nfqnlMsgConfig, nlmFRequest, 3, l.queue,
+			nlAttr{nfqaCfgCmd, []byte{nfqnlCfgCmdUnbind, 0, 0, 0}})
+		errs = append(errs, l.send(unbind), l.f.Close())
+		l.stopErr = errors.Join(errs...)
+	})
+	return l.stopErr
+}
+
+// Delay returns the line's delay.
+func (l *DelayLine) Delay() time.Duration { return l.delay }
+
+// Packets returns how many packets the line has held so far.
+func (l *DelayLine) Packets() uint64 { return l.packets.Load() }
+
+// Failures returns how many verdicts could not be sent or kernel messages
+// could not be parsed; a packet whose verdict was lost stays queued until
+// Stop closes the socket, when the kernel drops it.
+func (l *DelayLine) Failures() uint64 { return l.failures.Load() }

@@ -1,0 +1,111 @@
+//go:build linux
+
+package netlab
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+)
+
+// pingPong measures round trips of one byte over c (an echo on the far
+// side) and returns the median.
+func pingPong(t *testing.T, c net.Conn, rounds int) time.Duration {
+	t.Helper()
+	rtts := make([]time.Duration, 0, rounds)
+	buf := []byte{0}
+	for range rounds {
+		start := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			t.Fatalf("ping write: %v", err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatalf("pong read: %v", err)
+		}
+		rtts = append(rtts, time.Since(start))
+	}
+	slices.Sort(rtts)
+	return rtts[len(rtts)/2]
+}
+
+// TestDelayLine checks that delay lines on both hosts add twice their delay
+// to a TCP ping-pong round trip, and that stopping them restores the link.
+func TestDelayLine(t *testing.T) {
+	p := NewPair(t)
+	for _, tc := range []struct {
+		name string
+		addr netip.Addr
+	}{{"ipv4", p.B.Addr}, {"ipv6", p.B.Addr6}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln := listenIn(t, p.B, net.JoinHostPort(tc.addr.String(), "0"))
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+			var c net.Conn
+			if err := p.A.Do(func() (err error) {
+				c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+
+			const d = 20 * time.Millisecond
+			base := pingPong(t, c, 20)
+			ctx := context.Background()
+			la, err := p.A.DelayLine(ctx, d)
+			if err != nil {
+				t.Fatalf("DelayLine on A: %v", err)
+			}
+			lb, err := p.B.DelayLine(ctx, d)
+			if err != nil {
+				t.Fatalf("DelayLine on B: %v", err)
+			}
+			delayed := pingPong(t, c, 10)
+			if err := la.Stop(); err != nil {
+				t.Errorf("Stop A: %v", err)
+			}
+			if err := lb.Stop(); err != nil {
+				t.Errorf("Stop B: %v", err)
+			}
+			after := pingPong(t, c, 20)
+			t.Logf("median RTT: %v before, %v with %v each way, %v after", base, delayed, d, after)
+			// Each direction holds every packet at least d, so the round
+			// trip cannot be shorter than 2d; the upper bound leaves room
+			// for a loaded machine.
+			if delayed < 2*d || delayed > 2*d+30*time.Millisecond {
+				t.Errorf("RTT with delay lines = %v, want in [%v, %v]", delayed, 2*d, 2*d+30*time.Millisecond)
+			}
+			if after >= d {
+				t.Errorf("RTT after Stop = %v, want below %v (the delay must be gone)", after, d)
+			}
+			if la.Packets() < 10 || lb.Packets() < 10 {
+				t.Errorf("packets held: A %d, B %d; want at least the 10 pings and 10 pongs", la.Packets(), lb.Packets())
+			}
+			if la.Failures()+lb.Failures() != 0 {
+				t.Errorf("failures: A %d, B %d; want 0", la.Failures(), lb.Failures())
+			}
+			// The connection survived the stop: nothing was dropped.
+			if err := c.SetReadDeadline(time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestDelayLineRejectsNonPositive(t *testing.T) {
+	p := NewPair(t)
+	if _, err := p.A.DelayLine(context.Background(), 0); err == nil {
+		t.Errorf("DelayLine(0): err = nil, want an error")
+	}
+}
