@@ -17,7 +17,11 @@
 //   - go-libp2p's ping (/ipfs/ping/1.0.0, 32-byte echoes) against Concord,
 //     answered by a handler written in these tests (the host issue will
 //     provide Concord's own), and Concord pinging the go-libp2p host's ping
-//     service; plus yamux-level pings.
+//     service; plus yamux-level pings;
+//   - the failures: a dialer, on either side, that expects another peer ID
+//     fails with its library's peer-ID mismatch error (Concord's names the
+//     security stage), and peers with no security protocol in common fail
+//     in the simopen stage.
 //
 // Application streams are negotiated with go-multistream on both sides, as a
 // go-libp2p host does: the test protocols are /interop/echo/1.0.0 (echo

@@ -99,6 +99,9 @@ type concordNode struct {
 	tr    *tcp.Transport
 	up    *cupgrader.Upgrader
 	ln    *cupgrader.Listener
+	// finished receives the upgrader's UpgradeFinished events, in both
+	// directions, as long as it has room.
+	finished chan cupgrader.UpgradeFinished
 }
 
 func newConcordNode(t testing.TB, sp secProto) *concordNode {
@@ -115,7 +118,16 @@ func newConcordNode(t testing.TB, sp secProto) *concordNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, err := cupgrader.New(cupgrader.Config{Identity: ident.ours, Security: []security.Transport{st}})
+	finished := make(chan cupgrader.UpgradeFinished, 64)
+	observe := func(e cupgrader.Event) {
+		if f, ok := e.(cupgrader.UpgradeFinished); ok {
+			select {
+			case finished <- f:
+			default: // a test that does not read them does not care
+			}
+		}
+	}
+	up, err := cupgrader.New(cupgrader.Config{Identity: ident.ours, Security: []security.Transport{st}, Observer: observe})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +140,7 @@ func newConcordNode(t testing.TB, sp secProto) *concordNode {
 	}
 	ln := up.Listen(tl)
 	t.Cleanup(func() { ln.Close() })
-	return &concordNode{ident: ident, tr: tr, up: up, ln: ln}
+	return &concordNode{ident: ident, tr: tr, up: up, ln: ln, finished: finished}
 }
 
 // dial dials addr over TCP and upgrades the connection, expecting want.
