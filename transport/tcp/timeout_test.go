@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -121,4 +122,47 @@ func TestFallbackSharesTheTimeout(t *testing.T) {
 			t.Errorf("calls = %d, err = %v; want 2 attempts and ErrDialTimeout", calls, err)
 		}
 	})
+}
+
+// TestDialTimeoutBeforeContextNotices: the net package may report its own
+// poller deadline (os.ErrDeadlineExceeded) a moment before the context's
+// timer fires; that is still the connect timeout, not a kernel error.
+func TestDialTimeoutBeforeContextNotices(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		ctxTimeout time.Duration
+		wantCtx    bool
+	}{{"connect timeout", 0, false}, {"ctx deadline", time.Second, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tr := New(Config{ConnectTimeout: 2 * time.Second})
+				ctx := context.Background()
+				wait := 2 * time.Second
+				if tc.ctxTimeout > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tc.ctxTimeout)
+					defer cancel()
+					wait = tc.ctxTimeout
+				}
+				tr.dialContext = func(ctx context.Context, _ *net.Dialer, network, _ string) (net.Conn, error) {
+					// Return at the deadline but before the context's
+					// timer has run: it is scheduled for the same instant
+					// and has not fired while this goroutine sleeps
+					// 1ns less.
+					time.Sleep(wait - time.Nanosecond)
+					if ctx.Err() != nil {
+						t.Errorf("context already done; the test does not exercise the race")
+					}
+					return nil, &net.OpError{Op: "dial", Net: network, Err: os.ErrDeadlineExceeded}
+				}
+				_, err := tr.Dial(ctx, ma.StringCast("/ip4/192.0.2.1/tcp/1"))
+				if !errors.Is(err, ErrDialTimeout) {
+					t.Errorf("err = %v, want ErrDialTimeout", err)
+				}
+				if got := errors.Is(err, context.DeadlineExceeded); got != tc.wantCtx {
+					t.Errorf("Is(context.DeadlineExceeded) = %v, want %v (err %v)", got, tc.wantCtx, err)
+				}
+			})
+		})
+	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/concordp2p/concord/network"
 	"github.com/libp2p/go-reuseport"
@@ -157,7 +159,8 @@ func (t *Transport) Dial(ctx context.Context, raddr ma.Multiaddr) (*Conn, error)
 	if err := context.Cause(ctx); err != nil {
 		return nil, &DialError{Addr: raddr, Err: err}
 	}
-	dctx, cancel := context.WithTimeoutCause(ctx, t.cfg.ConnectTimeout, ErrDialTimeout)
+	deadline := time.Now().Add(t.cfg.ConnectTimeout)
+	dctx, cancel := context.WithDeadlineCause(ctx, deadline, ErrDialTimeout)
 	defer cancel()
 
 	info := ConnInfo{Direction: network.DirOutbound}
@@ -170,15 +173,15 @@ func (t *Transport) Dial(ctx context.Context, raddr ma.Multiaddr) (*Conn, error)
 		case err == nil:
 			info.FromListenPort = true
 			return t.newConn(c, info, raddr)
-		case dctx.Err() != nil || !(errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EADDRNOTAVAIL)):
-			return nil, t.dialError(ctx, dctx, raddr, err)
+		case dctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) || !(errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EADDRNOTAVAIL)):
+			return nil, t.dialError(ctx, deadline, raddr, err)
 		}
 		info.Fallback = true
 		info.FallbackCause = err
 	}
 	c, err := t.connect(dctx, ipv6, nil, ra)
 	if err != nil {
-		return nil, t.dialError(ctx, dctx, raddr, err)
+		return nil, t.dialError(ctx, deadline, raddr, err)
 	}
 	return t.newConn(c, info, raddr)
 }
@@ -222,18 +225,25 @@ func (t *Transport) connect(ctx context.Context, ipv6 bool, local, remote *net.T
 
 // dialError turns a failed attempt into a *DialError whose cause says why:
 // the caller's cancellation, a timeout, or the kernel's error.
-func (t *Transport) dialError(parent, dctx context.Context, raddr ma.Multiaddr, err error) error {
-	switch {
-	case parent.Err() != nil:
-		cause := context.Cause(parent)
-		if errors.Is(parent.Err(), context.DeadlineExceeded) {
-			return &DialError{Addr: raddr, Err: fmt.Errorf("%w: %w", ErrDialTimeout, cause)}
-		}
-		return &DialError{Addr: raddr, Err: cause}
-	case dctx.Err() != nil:
-		return &DialError{Addr: raddr, Err: fmt.Errorf("%w after %v", ErrDialTimeout, t.cfg.ConnectTimeout)}
+//
+// The net package enforces a context deadline with a poller deadline of its
+// own, which can fire a moment before the context's timer: the attempt then
+// fails with os.ErrDeadlineExceeded while ctx.Err() is still nil. Such an
+// error is a timeout all the same; whose deadline it was is decided by
+// comparing the deadlines.
+func (t *Transport) dialError(parent context.Context, connectDeadline time.Time, raddr ma.Multiaddr, err error) error {
+	if perr := parent.Err(); perr != nil && !errors.Is(perr, context.DeadlineExceeded) {
+		return &DialError{Addr: raddr, Err: context.Cause(parent)}
 	}
-	return &DialError{Addr: raddr, Err: err}
+	timedOut := !time.Now().Before(connectDeadline) || parent.Err() != nil ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)
+	if !timedOut {
+		return &DialError{Addr: raddr, Err: err}
+	}
+	if pd, ok := parent.Deadline(); ok && !pd.After(connectDeadline) {
+		return &DialError{Addr: raddr, Err: fmt.Errorf("%w: %w", ErrDialTimeout, context.DeadlineExceeded)}
+	}
+	return &DialError{Addr: raddr, Err: fmt.Errorf("%w after %v", ErrDialTimeout, t.cfg.ConnectTimeout)}
 }
 
 // newConn sets the socket options and wraps c. On failure it closes c.
