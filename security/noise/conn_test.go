@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	"golang.org/x/net/nettest"
-
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/security"
 )
@@ -29,20 +27,6 @@ func securePair(t testing.TB, pair func(testing.TB) (net.Conn, net.Conn)) (*Conn
 		t.Fatalf("handshake: %v, %v", ri.err, rr.err)
 	}
 	return ri.conn.(*Conn), rr.conn.(*Conn), func() { closeBoth(ri, rr) }
-}
-
-func TestNettestConn(t *testing.T) {
-	for _, link := range []struct {
-		name string
-		pair func(testing.TB) (net.Conn, net.Conn)
-	}{{"pipe", pipePair}, {"tcp", tcpPair}} {
-		t.Run(link.name, func(t *testing.T) {
-			nettest.TestConn(t, func() (net.Conn, net.Conn, func(), error) {
-				a, b, stop := securePair(t, link.pair)
-				return a, b, stop, nil
-			})
-		})
-	}
 }
 
 // TestLargeWrite: a write larger than a frame is split into frames of at

@@ -17,6 +17,7 @@ import (
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/security"
+	"github.com/concordp2p/concord/security/internal/sectest"
 )
 
 // runAgainstEvil runs our side with role against an evil peer driven by
@@ -308,7 +309,7 @@ func TestContextAfterHandshake(t *testing.T) {
 		t.Fatalf("handshake: %v, %v", ri.err, rr.err)
 	}
 	cancel()
-	exchange(t, ri.conn, rr.conn)
+	sectest.Exchange(t, ri.conn, rr.conn)
 }
 
 func TestInvalidParams(t *testing.T) {

@@ -1,0 +1,194 @@
+package tls
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/concordp2p/concord/network"
+	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/security"
+	"github.com/concordp2p/concord/security/internal/hsio"
+)
+
+// ID is the protocol ID of libp2p TLS.
+const ID = "/tls/1.0.0"
+
+// Steps of the handshake, named in HandshakeError.Step.
+const (
+	stepStart     = "checking parameters"
+	stepCert      = "making the certificate"
+	stepHandshake = "TLS 1.3 handshake"
+	stepFinish    = "finishing"
+)
+
+// Config tunes a Transport. The zero value is the default.
+type Config struct {
+	// ReuseCertificateFor is how long one certificate key and certificate
+	// serve successive handshakes. Zero, the default, means a new key and
+	// certificate for every connection.
+	ReuseCertificateFor time.Duration
+
+	// Now returns the current time, for certificate validity. Nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// Transport runs libp2p TLS handshakes for one local identity. It is safe
+// for concurrent use.
+type Transport struct {
+	local peer.ID
+	certs *certSource
+	now   func() time.Time
+}
+
+var _ security.Transport = (*Transport)(nil)
+
+// New returns a Transport authenticating as identity.
+func New(identity peer.PrivKey, cfg Config) (*Transport, error) {
+	if identity == nil {
+		return nil, fmt.Errorf("%w: nil identity key", security.ErrInvalidParams)
+	}
+	local, err := peer.IDFromPublicKey(identity.Public())
+	if err != nil {
+		return nil, fmt.Errorf("tls: deriving the local peer ID: %w", err)
+	}
+	encoded, err := peer.MarshalPublicKey(identity.Public())
+	if err != nil {
+		return nil, fmt.Errorf("tls: encoding the identity key: %w", err)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Transport{
+		local: local,
+		certs: &certSource{id: identity, identity: encoded, reuse: cfg.ReuseCertificateFor, now: now},
+		now:   now,
+	}, nil
+}
+
+// ID returns "/tls/1.0.0".
+func (t *Transport) ID() string { return ID }
+
+// LocalPeer is the peer ID of the transport's identity.
+func (t *Transport) LocalPeer() peer.ID { return t.local }
+
+// Handshake runs TLS 1.3 on raw, as the client for RoleInitiator and the
+// server for RoleResponder. See security.Transport.
+func (t *Transport) Handshake(ctx context.Context, raw net.Conn, p security.Params) (security.Conn, error) {
+	fail := func(step string, err error) error {
+		_ = raw.Close()
+		return security.StepError(ctx, ID, step, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fail(stepStart, err)
+	}
+	cert, err := t.certs.get()
+	if err != nil {
+		return nil, fail(stepCert, err)
+	}
+	v := &verifier{now: t.now, expected: p.ExpectedPeer}
+	cfg := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		// No CA: verifier checks the chain per the libp2p spec.
+		InsecureSkipVerify:    true,
+		ClientAuth:            tls.RequireAnyClientCert,
+		VerifyPeerCertificate: v.verify,
+		// Resumption would skip the certificate check.
+		SessionTicketsDisabled: true,
+		NextProtos:             append(slices.Clone(p.Muxers), alpnLibp2p),
+		Time:                   t.now,
+	}
+	rw := &recordWriter{Conn: raw}
+	var conn *tls.Conn
+	if p.Role == network.RoleInitiator {
+		// ServerName stays empty: the spec forbids SNI.
+		conn = tls.Client(rw, cfg)
+	} else {
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			c := cfg.Clone()
+			c.NextProtos = selectALPN(hello.SupportedProtos, p.Muxers)
+			return c, nil
+		}
+		conn = tls.Server(rw, cfg)
+	}
+
+	stop := hsio.Watch(ctx, raw)
+	err = conn.Handshake()
+	if fired := stop(); fired && err == nil {
+		// Finished as the context ended: keep the connection, lift the
+		// deadline the context set.
+		err = raw.SetDeadline(time.Time{})
+	}
+	if err != nil {
+		if v.err != nil && !errors.Is(err, v.err) {
+			err = fmt.Errorf("%w (%w)", v.err, err)
+		}
+		return nil, fail(stepHandshake, err)
+	}
+	if v.key == nil {
+		// Unreachable with RequireAnyClientCert and a client always
+		// receiving the server's certificate; never accept a peer
+		// unauthenticated.
+		return nil, fail(stepFinish, fmt.Errorf("%w: the peer presented no certificate", ErrBadCertificate))
+	}
+	muxer := conn.ConnectionState().NegotiatedProtocol
+	if muxer == alpnLibp2p {
+		muxer = ""
+	}
+	rw.handshakeDone()
+	return &Conn{tls: conn, raw: rw, local: t.local, remote: v.id, remoteKey: v.key, muxer: muxer}, nil
+}
+
+// selectALPN is the server's choice (inlined-muxer-negotiation.md, "over
+// TLS"): the first of the client's protocols it supports, a muxer or the
+// final "libp2p". With no match it returns all its protocols, and
+// crypto/tls then aborts the handshake (no_application_protocol), as the
+// TLS spec requires.
+func selectALPN(client, muxers []string) []string {
+	for _, c := range client {
+		if c == alpnLibp2p || slices.Contains(muxers, c) {
+			return []string{c}
+		}
+	}
+	return append(slices.Clone(muxers), alpnLibp2p)
+}
+
+// verifier checks the peer's certificate inside the TLS handshake and keeps
+// what it learned. It runs on the handshake's goroutine.
+type verifier struct {
+	now      func() time.Time
+	expected peer.ID
+
+	key peer.PubKey
+	id  peer.ID
+	err error
+}
+
+func (v *verifier) verify(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+	v.err = v.check(rawCerts)
+	return v.err
+}
+
+func (v *verifier) check(rawCerts [][]byte) error {
+	key, err := verifyChain(rawCerts, v.now())
+	if err != nil {
+		return err
+	}
+	id, err := peer.IDFromPublicKey(key)
+	if err != nil {
+		return fmt.Errorf("%w: %w", security.ErrIdentityKey, err)
+	}
+	if v.expected != "" && id != v.expected {
+		return &security.PeerIDMismatchError{Expected: v.expected, Got: id}
+	}
+	v.key, v.id = key, id
+	return nil
+}
