@@ -40,6 +40,23 @@
 // in SYN-SENT the rules go; the SYNs retransmitted after the initial RTO
 // (~1 s) cross. It is deterministic: no timing race decides the outcome.
 //
+// The fast variant, Pair.SimultaneousOpenInFlight, puts a delay line (below)
+// on both hosts and releases both dials at once: the SYNs cross in flight
+// within a few delays, but only if the dials start less than the delay apart;
+// it reports the measured start skew so callers can tell.
+//
+// # Delay lines
+//
+// Host.DelayLine holds every packet leaving the host on its veth link for a
+// fixed time, in order, through an NFQUEUE consumer netlab implements on raw
+// netlink (golang.org/x/sys/unix, NETLINK_NETFILTER): the queue is bound in
+// metadata-copy mode with fail-open, and each packet gets NF_ACCEPT when its
+// delay has passed. A line on each host adds twice the delay to a round
+// trip (measured: 20 ms lines give a 40.8 ms TCP ping-pong on a link whose
+// round trip is otherwise ~10 µs). Stop (run at test end too) removes the
+// rules first and then releases what is still held, so stopping loses no
+// packet. It is the building block for latency-dependent tests.
+//
 // # Cleanup
 //
 // Everything is undone through tb.Cleanup whether the test passes or fails:
@@ -58,7 +75,10 @@
 //
 // # Limits
 //
-// No tc netem in the kernel this was written on, so delay and loss are made
-// with iptables and NFQUEUE. Namespaces are created with the `ip` tool, not
+// No tc netem in the kernel this was written on, so delay is made with
+// NFQUEUE and loss with iptables. A delay line is only as precise as the
+// scheduling of its two goroutines (well under a millisecond when idle, more
+// on a loaded machine); it is for delays of milliseconds, not microseconds,
+// and packets pass undelayed if more than 4096 are held at once. Namespaces are created with the `ip` tool, not
 // through netlink directly, costing a few milliseconds per command.
 package netlab
