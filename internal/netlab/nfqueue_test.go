@@ -109,3 +109,100 @@ func TestDelayLineRejectsNonPositive(t *testing.T) {
 		t.Errorf("DelayLine(0): err = nil, want an error")
 	}
 }
+
+// TestDelayLineStopLosesNothing stops both delay lines in the middle of a
+// bulk transfer: every byte must arrive and no segment may be retransmitted
+// (a packet dropped at Stop would be).
+func TestDelayLineStopLosesNothing(t *testing.T) {
+	p := NewPair(t)
+	ln := listenIn(t, p.B, net.JoinHostPort(p.B.Addr.String(), "0"))
+	received := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			received <- -1
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		received <- n
+	}()
+	var c net.Conn
+	if err := p.A.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const d = 20 * time.Millisecond
+	var lines []*DelayLine
+	for _, h := range []*Host{p.A, p.B} {
+		l, err := h.DelayLine(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, l)
+	}
+	// Let TCP learn the new round trip first, so that no retransmission
+	// is spurious.
+	for range 10 {
+		if _, err := c.Write(make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * d)
+	}
+	before, err := p.A.TCPCounters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 8 << 20
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, total))
+		if err == nil {
+			err = c.(*net.TCPConn).CloseWrite()
+		}
+		wrote <- err
+	}()
+	time.Sleep(5 * d)
+	held := lines[0].Packets()
+	for _, l := range lines {
+		if err := l.Stop(); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if n := <-received; n != total+10*1000 {
+		t.Errorf("received %d bytes, want %d", n, total+10*1000)
+	}
+	c.Close()
+	after, err := p.A.TCPCounters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after["RetransSegs"] - before["RetransSegs"]; got != 0 {
+		t.Errorf("%d segments retransmitted across Stop, want 0 (held %d packets before Stop)", got, held)
+	}
+	if held == 0 {
+		t.Errorf("the line held no packet of the transfer before Stop; the test proves nothing")
+	}
+}
+
+func TestParseCounters(t *testing.T) {
+	const snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm MaxConn RetransSegs\nTcp: 1 -1 42\n"
+	got := map[string]uint64{}
+	if err := parseCounters(snmp, "Tcp:", got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["RtoAlgorithm"] != 1 || got["RetransSegs"] != 42 {
+		t.Errorf("parseCounters = %v, want RtoAlgorithm 1, RetransSegs 42 (MaxConn -1 skipped)", got)
+	}
+	for _, bad := range []string{"Tcp: A B\nTcp: 1\n", "Ip: 1\n", "Tcp: A B\n"} {
+		if err := parseCounters(bad, "Tcp:", map[string]uint64{}); err == nil {
+			t.Errorf("parseCounters(%q): err = nil, want an error", bad)
+		}
+	}
+}

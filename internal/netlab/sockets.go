@@ -153,3 +153,55 @@ func parseProcAddr(s string) (netip.AddrPort, error) {
 	addr, _ := netip.AddrFromSlice(ip)
 	return netip.AddrPortFrom(addr.Unmap(), uint16(port)), nil
 }
+
+// TCPCounters returns the namespace's TCP statistics: the "Tcp:" counters
+// of /proc/net/snmp (RetransSegs, ActiveOpens, AttemptFails, ...) and the
+// "TcpExt:" counters of /proc/net/netstat (TCPTimeouts, ListenDrops, ...),
+// keyed by the kernel's names. Tests compare two snapshots to see what the
+// kernel did in between, e.g. that no segment was retransmitted.
+func (h *Host) TCPCounters() (map[string]uint64, error) {
+	out := make(map[string]uint64)
+	err := h.Do(func() error {
+		for _, f := range []struct{ path, prefix string }{
+			{"/proc/thread-self/net/snmp", "Tcp:"},
+			{"/proc/thread-self/net/netstat", "TcpExt:"},
+		} {
+			b, err := os.ReadFile(f.path)
+			if err != nil {
+				return err
+			}
+			if err := parseCounters(string(b), f.prefix, out); err != nil {
+				return fmt.Errorf("%s: %w", f.path, err)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// parseCounters reads the kernel's two-line counter format: a line of names
+// and a line of values, both starting with prefix. Values that do not fit
+// an unsigned integer (Tcp: MaxConn is -1) are skipped.
+func parseCounters(text, prefix string, out map[string]uint64) error {
+	var names []string
+	for line := range strings.Lines(text) {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || fields[0] != prefix {
+			continue
+		}
+		if names == nil {
+			names = fields[1:]
+			continue
+		}
+		if len(fields)-1 != len(names) {
+			return fmt.Errorf("%s has %d names and %d values", prefix, len(names), len(fields)-1)
+		}
+		for i, v := range fields[1:] {
+			if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+				out[names[i]] = n
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("no %s counters", prefix)
+}

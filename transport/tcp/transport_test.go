@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,18 +17,22 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// families lists the loopback families the machine supports; IPv6 is
-// skipped (with the reason) only when ::1 cannot be bound.
-func families(t *testing.T) []string {
-	t.Helper()
-	fams := []string{"/ip4/127.0.0.1/tcp/0"}
-	if l, err := net.Listen("tcp6", "[::1]:0"); err != nil {
-		t.Logf("no IPv6 loopback on this machine (%v): IPv6 cases skipped", err)
-	} else {
-		l.Close()
-		fams = append(fams, "/ip6/::1/tcp/0")
-	}
-	return fams
+// families are the loopback listen addresses the loopback tests run on.
+var families = []string{"/ip4/127.0.0.1/tcp/0", "/ip6/::1/tcp/0"}
+
+// runFamily runs f as a subtest for one family; the IPv6 subtest is skipped,
+// with the reason, only when the machine cannot bind ::1.
+func runFamily(t *testing.T, fam string, f func(t *testing.T)) {
+	t.Run(fam, func(t *testing.T) {
+		if strings.HasPrefix(fam, "/ip6/") {
+			l, err := net.Listen("tcp6", "[::1]:0")
+			if err != nil {
+				t.Skipf("no IPv6 loopback on this machine: %v", err)
+			}
+			l.Close()
+		}
+		f(t)
+	})
 }
 
 func listen(t *testing.T, tr *Transport, addr string) *Listener {
@@ -63,8 +68,8 @@ func port(m ma.Multiaddr) int {
 }
 
 func TestListenDialLoopback(t *testing.T) {
-	for _, fam := range families(t) {
-		t.Run(fam, func(t *testing.T) {
+	for _, fam := range families {
+		runFamily(t, fam, func(t *testing.T) {
 			server, client := New(Config{}), New(Config{})
 			sl := listen(t, server, fam)
 			cl := listen(t, client, fam)
@@ -203,9 +208,15 @@ func TestDisableReuse(t *testing.T) {
 // port: the second 4-tuple is taken, so the second dial must come from an
 // ephemeral port and say so.
 func TestFallbackWhenTupleTaken(t *testing.T) {
+	for _, fam := range families {
+		runFamily(t, fam, func(t *testing.T) { testFallbackWhenTupleTaken(t, fam) })
+	}
+}
+
+func testFallbackWhenTupleTaken(t *testing.T, fam string) {
 	server, client := New(Config{}), New(Config{})
-	sl := listen(t, server, "/ip4/127.0.0.1/tcp/0")
-	cl := listen(t, client, "/ip4/127.0.0.1/tcp/0")
+	sl := listen(t, server, fam)
+	cl := listen(t, client, fam)
 	var conns []*Conn
 	defer func() {
 		for _, c := range conns {
@@ -357,8 +368,8 @@ func TestConfigDefaults(t *testing.T) {
 // TestDialOwnListenAddress: dialing one's own loopback listen address must
 // reach the listener, not connect the socket to itself.
 func TestDialOwnListenAddress(t *testing.T) {
-	for _, fam := range families(t) {
-		t.Run(fam, func(t *testing.T) {
+	for _, fam := range families {
+		runFamily(t, fam, func(t *testing.T) {
 			tr := New(Config{})
 			l := listen(t, tr, fam)
 			accepted := acceptOne(l)
