@@ -31,7 +31,10 @@
 // namespace for good. The thread is left locked so the Go runtime destroys it
 // when the goroutine ends (see Do). Host.Run and Host.Start run commands
 // (`ip netns exec`), Host.AddRule installs iptables/ip6tables rules,
-// Host.Sockets lists the namespace's TCP sockets with their kernel states.
+// Host.Blackhole makes a host vanish silently (the peer sees no RST, no
+// ICMP: a powered-off machine or a forgetful NAT), Host.Sockets lists the
+// namespace's TCP sockets with their kernel states and Host.TCPCounters its
+// TCP statistics (retransmissions, timeouts, listen drops).
 //
 // # Simultaneous open
 //

@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -61,4 +62,36 @@ func (h *Host) AddRule(ctx context.Context, r Rule) (remove func() error, err er
 	})
 	h.ent.addUndo(remove)
 	return remove, nil
+}
+
+// Blackhole makes the host vanish from its link without a trace: every
+// packet arriving on its veth is dropped on input and every packet it sends
+// there is dropped on output, for IPv4 and IPv6. Its peer sees silence — no
+// RST, no ICMP — exactly as when a machine loses power or a NAT forgets a
+// mapping. restore removes the rules (it also runs when the test ends).
+//
+// The host's own stack sees its sends fail locally (EPERM from the output
+// rule), which TCP treats as loss; tests usually watch the other host.
+func (h *Host) Blackhole(ctx context.Context) (restore func() error, err error) {
+	var removes []func() error
+	restore = func() error {
+		var errs []error
+		for _, rm := range removes {
+			errs = append(errs, rm())
+		}
+		return errors.Join(errs...)
+	}
+	for _, v6 := range []bool{false, true} {
+		for _, r := range []Rule{
+			{Chain: "INPUT", Spec: []string{"-i", h.Link, "-j", "DROP"}, IPv6: v6},
+			{Chain: "OUTPUT", Spec: []string{"-o", h.Link, "-j", "DROP"}, IPv6: v6},
+		} {
+			rm, err := h.AddRule(ctx, r)
+			if err != nil {
+				return nil, errors.Join(err, restore())
+			}
+			removes = append(removes, rm)
+		}
+	}
+	return restore, nil
 }

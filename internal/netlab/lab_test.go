@@ -411,3 +411,93 @@ func TestSimultaneousOpenDialFails(t *testing.T) {
 		t.Errorf("err = %v, want ErrNoSynSent and boom", err)
 	}
 }
+
+// TestBlackhole: while B is blackholed, A's writes go unanswered (the
+// connection neither errors nor receives); after restore the same
+// connection carries data again.
+func TestBlackhole(t *testing.T) {
+	p := NewPair(t)
+	ln := listenIn(t, p.B, net.JoinHostPort(p.B.Addr.String(), "0"))
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	}()
+	var c net.Conn
+	if err := p.A.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	restore, err := p.B.Blackhole(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatalf("write while blackholed: %v (want the kernel to accept it)", err)
+	}
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	buf := make([]byte, 1)
+	var ne net.Error
+	if _, err := c.Read(buf); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read while blackholed: %v, want a timeout (silence)", err)
+	}
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	// TCP retransmits the byte (RTO ~200 ms, backing off) and gets the echo.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'x' {
+		t.Fatalf("read after restore = %q, %v; want \"x\"", buf, err)
+	}
+}
+
+// TestDoThreadsDie checks Do's promise: the thread that joined a namespace
+// ends with its goroutine, so no thread of the process stays in it.
+func TestDoThreadsDie(t *testing.T) {
+	p := NewPair(t)
+	for range 20 {
+		if err := p.A.Do(func() error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nsA := ""
+	if err := p.A.Do(func() (err error) {
+		nsA, err = os.Readlink("/proc/thread-self/ns/net")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A thread may need a moment to exit after its goroutine has ended.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		in := threadsIn(t, nsA)
+		if in == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d threads of the process still in A's namespace %s, want 0", in, nsA)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func threadsIn(t *testing.T, ns string) int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, task := range tasks {
+		if link, err := os.Readlink("/proc/self/task/" + task.Name() + "/ns/net"); err == nil && link == ns {
+			n++
+		}
+	}
+	return n
+}
