@@ -183,8 +183,14 @@ func TestDelayLineStopLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := after["RetransSegs"] - before["RetransSegs"]; got != 0 {
-		t.Errorf("%d segments retransmitted across Stop, want 0 (held %d packets before Stop)", got, held)
+	// A tail loss probe is a retransmission TCP may send on a loaded
+	// machine when an ACK is merely late; a packet lost at Stop, with the
+	// transfer going on behind it, is repaired by SACK-based recovery
+	// instead. So probes are tolerated and everything else counts.
+	retrans := after["RetransSegs"] - before["RetransSegs"]
+	probes := after["TCPLossProbes"] - before["TCPLossProbes"]
+	if retrans > probes {
+		t.Errorf("%d segments retransmitted across Stop (%d of them loss probes), want none but probes (held %d packets before Stop)", retrans, probes, held)
 	}
 	if held == 0 {
 		t.Errorf("the line held no packet of the transfer before Stop; the test proves nothing")
