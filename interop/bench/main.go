@@ -54,6 +54,7 @@ type options struct {
 	jsonOut    string
 	heapProf   string
 	cpuProfile string
+	readBuf    int
 }
 
 // metric is one reported figure.
@@ -129,10 +130,10 @@ var workloads = []workload{
 
 var impls = []struct {
 	key string
-	new func() (stack, error)
+	new func(o *options) (stack, error)
 }{
-	{"concord", newConcord},
-	{"golibp2p", newLibp2p},
+	{"concord", func(o *options) (stack, error) { return newConcord(o.readBuf) }},
+	{"golibp2p", func(*options) (stack, error) { return newLibp2p() }},
 }
 
 func main() {
@@ -149,6 +150,7 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "write every figure of every repeat to this file")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&o.heapProf, "heapprofile", "", "write a heap profile at the peak of the idle workload to this file (the last run)")
+	flag.IntVar(&o.readBuf, "concord-yamux-readbuf", 0, "analysis only: Concord's yamux ReadBufferSize (0: Concord's default; -1: no read buffer)")
 	flag.Parse()
 	if only != "" {
 		o.only = map[string]bool{}
@@ -182,8 +184,8 @@ func run(o *options) error {
 	start := time.Now()
 	fmt.Printf("# bench: %s, %s, GOMAXPROCS %d, %d CPUs, load average at start %s\n",
 		start.UTC().Format(time.RFC3339), runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), loadAvg())
-	fmt.Printf("# repeats %d, dials %d, cps-conns %d, bulk-bytes %d, rtt-iters %d, idle-conns %d\n",
-		o.repeats, o.dials, o.cpsConns, o.bulkBytes, o.rttIters, o.idleConns)
+	fmt.Printf("# repeats %d, dials %d, cps-conns %d, bulk-bytes %d, rtt-iters %d, idle-conns %d, concord-yamux-readbuf %d\n",
+		o.repeats, o.dials, o.cpsConns, o.bulkBytes, o.rttIters, o.idleConns, o.readBuf)
 	res := results{}
 	for r := range o.repeats {
 		for _, w := range workloads {
@@ -196,7 +198,7 @@ func run(o *options) error {
 					continue
 				}
 				settle()
-				s, err := im.new()
+				s, err := im.new(o)
 				if err != nil {
 					return fmt.Errorf("%s: starting: %w", im.key, err)
 				}

@@ -19,6 +19,8 @@ import (
 	lptcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/concordp2p/concord/muxer"
+	"github.com/concordp2p/concord/muxer/yamux"
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/transport/tcp"
@@ -199,7 +201,17 @@ func (s *concordStack) Stages() []upgrader.StageDurations {
 	return l
 }
 
-func newConcord() (stack, error) {
+// newConcord starts Concord's stack. A non-zero readBuf replaces the yamux
+// read buffer size of Concord's default (an analysis knob, see -h).
+func newConcord(readBuf int) (stack, error) {
+	var muxers []muxer.Muxer
+	if readBuf != 0 {
+		m, err := yamux.New(yamux.Config{ReadBufferSize: readBuf})
+		if err != nil {
+			return nil, err
+		}
+		muxers = []muxer.Muxer{m}
+	}
 	sk, err := newKeyPair()
 	if err != nil {
 		return nil, err
@@ -210,6 +222,7 @@ func newConcord() (stack, error) {
 	}
 	su, err := upgrader.New(upgrader.Config{
 		Identity:                sk.ours,
+		Muxers:                  muxers,
 		MaxInboundUpgrades:      256,
 		MaxInboundUpgradesPerIP: 256,
 		AcceptBacklog:           256,
@@ -218,7 +231,7 @@ func newConcord() (stack, error) {
 		return nil, err
 	}
 	st := &stageLog{}
-	cu, err := upgrader.New(upgrader.Config{Identity: ck.ours, Observer: st.observe})
+	cu, err := upgrader.New(upgrader.Config{Identity: ck.ours, Muxers: muxers, Observer: st.observe})
 	if err != nil {
 		return nil, err
 	}

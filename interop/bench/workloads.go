@@ -222,13 +222,18 @@ func echoRTT(s stack, iters int) (p50 float64, err error) {
 	return percentile(lat, 50), nil
 }
 
-// memSample is the process's memory after a forced GC and scavenge.
+// memSample is the process's memory after forced GCs and a scavenge.
 type memSample struct {
 	rss, heap, stack uint64
 	goroutines       int
 }
 
 func sampleMem() memSample {
+	// Two collections first: objects in sync.Pools (go-buffer-pool's
+	// buffers among them) survive one, in the pools' victim caches, and
+	// would count as live heap in one sample and not in the next.
+	runtime.GC()
+	runtime.GC()
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
