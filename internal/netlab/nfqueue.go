@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -273,8 +274,16 @@ func (l *DelayLine) hand(msg []byte, due time.Time) {
 
 // write is the writer goroutine: it releases packets in order when they
 // are due, or at once after Stop.
+//
+// It runs on a locked OS thread pinned to one CPU. A verdict reinjects the
+// packet on the CPU that sends it, and veth hands it to the peer through
+// that CPU's backlog; verdicts sent from different CPUs could overtake each
+// other there, and TCP would take the reordering for loss. The thread is
+// never unlocked, so it ends with the goroutine and its affinity with it.
 func (l *DelayLine) write() {
 	defer close(l.wrDone)
+	runtime.LockOSThread()
+	pinToOneCPU() // best effort: without it order is likely, not certain
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	stopping := l.stopping
@@ -293,16 +302,24 @@ func (l *DelayLine) write() {
 	}
 }
 
-// Stop removes the rules, releases the packets still held (at once, not
-// after their delay), unbinds the queue and closes the socket. It is safe
+// Stop releases the packets still held (at once, not after their delay,
+// and in order), removes the rules, unbinds the queue and closes the
+// socket; no packet is lost by stopping. Stopping while traffic flows can
+// reorder the few packets that sit in the queue, for microseconds, at the
+// instant a rule goes: new packets then bypass the queue and may overtake
+// them. TCP may answer that with spurious retransmissions. It is safe
 // to call more than once; later calls return the first result.
 func (l *DelayLine) Stop() error {
 	l.stopOnce.Do(func() {
+		// Release at once from now on, still through the queue and in
+		// order; only then let new packets bypass it. Removing the rules
+		// first would let new packets overtake held ones for up to the
+		// delay, and TCP would take that reordering for loss.
+		close(l.stopping)
 		var errs []error
 		for _, rm := range l.rules {
 			errs = append(errs, rm())
 		}
-		close(l.stopping)
 		// Wake the reader; it drains the socket and ends.
 		errs = append(errs, l.f.SetReadDeadline(time.Now()))
 		<-l.readDone
@@ -328,3 +345,19 @@ func (l *DelayLine) Packets() uint64 { return l.packets.Load() }
 // could not be parsed; a packet whose verdict was lost stays queued until
 // Stop closes the socket, when the kernel drops it.
 func (l *DelayLine) Failures() uint64 { return l.failures.Load() }
+
+// pinToOneCPU restricts the calling thread to the first CPU it may run on.
+func pinToOneCPU() {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return
+	}
+	for cpu := range 1024 {
+		if set.IsSet(cpu) {
+			var one unix.CPUSet
+			one.Set(cpu)
+			_ = unix.SchedSetaffinity(0, &one)
+			return
+		}
+	}
+}

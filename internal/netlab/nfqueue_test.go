@@ -183,14 +183,21 @@ func TestDelayLineStopLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A tail loss probe is a retransmission TCP may send on a loaded
-	// machine when an ACK is merely late; a packet lost at Stop, with the
-	// transfer going on behind it, is repaired by SACK-based recovery
-	// instead. So probes are tolerated and everything else counts.
+	// Retransmissions alone do not prove loss: the packets queued at the
+	// instant a rule goes can be overtaken by new ones (microseconds), and
+	// with a round trip of microseconds learned before the lines started,
+	// TCP's reordering window is tiny, so it may retransmit spuriously;
+	// a loaded machine may also send a tail loss probe. The receiver
+	// reports every duplicate with a D-SACK, so a retransmission that is
+	// neither D-SACKed nor a probe repaired a real loss.
 	retrans := after["RetransSegs"] - before["RetransSegs"]
+	dsacked := after["TCPDSACKRecvSegs"] - before["TCPDSACKRecvSegs"]
 	probes := after["TCPLossProbes"] - before["TCPLossProbes"]
-	if retrans > probes {
-		t.Errorf("%d segments retransmitted across Stop (%d of them loss probes), want none but probes (held %d packets before Stop)", retrans, probes, held)
+	if retrans > dsacked+probes {
+		t.Errorf("%d segments retransmitted across Stop, only %d reported as duplicates and %d loss probes: packets were lost (held %d before Stop)",
+			retrans, dsacked, probes, held)
+	} else if retrans > 0 {
+		t.Logf("%d spurious retransmissions across Stop (%d D-SACKed, %d probes): reordering, no loss", retrans, dsacked, probes)
 	}
 	if held == 0 {
 		t.Errorf("the line held no packet of the transfer before Stop; the test proves nothing")
