@@ -55,6 +55,7 @@ type options struct {
 	heapProf   string
 	cpuProfile string
 	readBuf    int
+	maxMsg     uint
 }
 
 // metric is one reported figure.
@@ -132,7 +133,7 @@ var impls = []struct {
 	key string
 	new func(o *options) (stack, error)
 }{
-	{"concord", func(o *options) (stack, error) { return newConcord(o.readBuf) }},
+	{"concord", func(o *options) (stack, error) { return newConcord(o.readBuf, uint32(o.maxMsg)) }},
 	{"golibp2p", func(*options) (stack, error) { return newLibp2p() }},
 }
 
@@ -151,6 +152,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&o.heapProf, "heapprofile", "", "write a heap profile at the peak of the idle workload to this file (the last run)")
 	flag.IntVar(&o.readBuf, "concord-yamux-readbuf", 0, "analysis only: Concord's yamux ReadBufferSize (0: Concord's default; -1: no read buffer)")
+	flag.UintVar(&o.maxMsg, "concord-yamux-maxmsg", 0, "analysis only: Concord's yamux MaxMessageSize (0: Concord's default, 64 KiB)")
 	flag.Parse()
 	if only != "" {
 		o.only = map[string]bool{}
@@ -184,8 +186,8 @@ func run(o *options) error {
 	start := time.Now()
 	fmt.Printf("# bench: %s, %s, GOMAXPROCS %d, %d CPUs, load average at start %s\n",
 		start.UTC().Format(time.RFC3339), runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), loadAvg())
-	fmt.Printf("# repeats %d, dials %d, cps-conns %d, bulk-bytes %d, rtt-iters %d, idle-conns %d, concord-yamux-readbuf %d\n",
-		o.repeats, o.dials, o.cpsConns, o.bulkBytes, o.rttIters, o.idleConns, o.readBuf)
+	fmt.Printf("# repeats %d, dials %d, cps-conns %d, bulk-bytes %d, rtt-iters %d, idle-conns %d, concord-yamux-readbuf %d, concord-yamux-maxmsg %d\n",
+		o.repeats, o.dials, o.cpsConns, o.bulkBytes, o.rttIters, o.idleConns, o.readBuf, o.maxMsg)
 	res := results{}
 	for r := range o.repeats {
 		for _, w := range workloads {

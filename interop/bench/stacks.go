@@ -201,12 +201,13 @@ func (s *concordStack) Stages() []upgrader.StageDurations {
 	return l
 }
 
-// newConcord starts Concord's stack. A non-zero readBuf replaces the yamux
-// read buffer size of Concord's default (an analysis knob, see -h).
-func newConcord(readBuf int) (stack, error) {
+// newConcord starts Concord's stack. Non-zero readBuf and maxMsg replace
+// Concord's yamux defaults for ReadBufferSize and MaxMessageSize (analysis
+// knobs, see -h).
+func newConcord(readBuf int, maxMsg uint32) (stack, error) {
 	var muxers []muxer.Muxer
-	if readBuf != 0 {
-		m, err := yamux.New(yamux.Config{ReadBufferSize: readBuf})
+	if readBuf != 0 || maxMsg != 0 {
+		m, err := yamux.New(yamux.Config{ReadBufferSize: readBuf, MaxMessageSize: maxMsg})
 		if err != nil {
 			return nil, err
 		}
