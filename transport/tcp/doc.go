@@ -24,9 +24,13 @@
 // simopen package, not of this one.
 //
 // A second connection between the same two ports is impossible while the
-// first exists or is in TIME-WAIT: the kernel refuses the 4-tuple with
-// EADDRNOTAVAIL (or EADDRINUSE at bind). Dial then retries once from an
-// ephemeral port and says so in ConnInfo.Fallback and ConnInfo.FallbackCause.
+// first exists: the kernel refuses the 4-tuple with EADDRNOTAVAIL (or
+// EADDRINUSE at bind). Dial then retries once from an ephemeral port and
+// says so in ConnInfo.Fallback and ConnInfo.FallbackCause. A 4-tuple in
+// TIME-WAIT on this side (this side closed first) is refused the same way
+// only without TCP timestamps; with them (Linux's default) the kernel lets
+// a socket bound to the port take the TIME-WAIT over, and the dial goes from
+// the listen port again (TestDialAfterTimeWait measures both).
 // The same happens when the socket connected to itself (ErrSelfConnect): a
 // dial from an unspecified listener's port to this host's own address and
 // that port. Dials to a loopback or the listener's own address on the listen

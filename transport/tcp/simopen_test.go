@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -367,4 +371,110 @@ func TestSimultaneousOpenInFlight(t *testing.T) {
 		}
 	}
 	t.Logf("%d runs with %v delay lines in %v (%d inconclusive runs repeated)", runs, delay, time.Since(start).Round(time.Millisecond), repeats)
+}
+
+// TestDialAfterTimeWait: between two hosts, a peer that closed first keeps
+// the 4-tuple from its listen port in TIME-WAIT for a minute. With TCP
+// timestamps (Linux's default) the kernel lets a socket bound to that port
+// take the 4-tuple over, so the next dial still goes from the listen port;
+// without timestamps connect fails with EADDRNOTAVAIL and the dial must fall
+// back to an ephemeral port at once — a peer reconnecting right after a
+// disconnect must not wait for TIME-WAIT either way.
+func TestDialAfterTimeWait(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		timestamps   bool
+		wantFallback bool
+	}{{"timestamps", true, false}, {"no timestamps", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			pair := netlab.NewPair(t)
+			if !tc.timestamps {
+				for _, h := range []*netlab.Host{pair.A, pair.B} {
+					if err := h.Do(func() error {
+						return os.WriteFile("/proc/sys/net/ipv4/tcp_timestamps", []byte("0"), 0)
+					}); err != nil {
+						t.Fatalf("turning TCP timestamps off in %s: %v", h.Name, err)
+					}
+				}
+			}
+			testDialAfterTimeWait(t, pair, tc.wantFallback)
+		})
+	}
+}
+
+func testDialAfterTimeWait(t *testing.T, pair *netlab.Pair, wantFallback bool) {
+	a := newSimPeer(t, pair.A, "/ip4/0.0.0.0/tcp/0")
+	defer a.stop()
+	// B reads each accepted connection to EOF before closing it, so A
+	// closes first and the TIME-WAIT is A's.
+	var bl *Listener
+	if err := pair.B.Do(func() (err error) {
+		bl, err = New(Config{}).Listen(context.Background(), ma.StringCast("/ip4/0.0.0.0/tcp/0"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	defer func() { bl.Close(); <-served }()
+	go func() {
+		defer close(served)
+		for {
+			c, err := bl.Accept()
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	dst := ma.StringCast(fmt.Sprintf("/ip4/%s/tcp/%d", pair.B.Addr, bl.Addr().(*net.TCPAddr).Port))
+	dial := func() *Conn {
+		t.Helper()
+		var c *Conn
+		if err := pair.A.Do(func() (err error) {
+			c, err = a.tr.Dial(context.Background(), dst)
+			return err
+		}); err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		return c
+	}
+	first := dial()
+	if info := first.Info(); !info.FromListenPort || info.Fallback {
+		t.Fatalf("first dial: FromListenPort=%v Fallback=%v, want true false", info.FromListenPort, info.Fallback)
+	}
+	first.Close()
+	// Wait (bounded) until A's end is in TIME-WAIT: A closed first, and
+	// B's accept loop closes its side.
+	want := netlab.Socket{
+		Local:  first.LocalAddr().(*net.TCPAddr).AddrPort(),
+		Remote: first.RemoteAddr().(*net.TCPAddr).AddrPort(),
+		State:  netlab.StateTimeWait,
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ss, err := pair.A.Sockets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(ss, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A's sockets %v: no %v after 5 s", ss, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	second := dial()
+	defer second.Close()
+	info := second.Info()
+	if wantFallback {
+		if !info.Fallback || info.FromListenPort || !errors.Is(info.FallbackCause, syscall.EADDRNOTAVAIL) {
+			t.Errorf("dial after TIME-WAIT: Fallback=%v FromListenPort=%v cause=%v; want true, false, EADDRNOTAVAIL",
+				info.Fallback, info.FromListenPort, info.FallbackCause)
+		}
+	} else if info.Fallback || !info.FromListenPort {
+		t.Errorf("dial after TIME-WAIT: Fallback=%v (%v) FromListenPort=%v; want false, true (the kernel reuses the TIME-WAIT 4-tuple)",
+			info.Fallback, info.FallbackCause, info.FromListenPort)
+	}
 }

@@ -137,7 +137,8 @@ func (t *Transport) reuseAddr(raddr *net.TCPAddr, ipv6 bool) *net.TCPAddr {
 // listener's port, so that when the remote peer dials this one at the same
 // moment, TCP can produce a single simultaneously opened connection. If the
 // kernel refuses the 4-tuple (EADDRINUSE or EADDRNOTAVAIL: a connection
-// between the same two ports exists or is in TIME-WAIT), or the socket
+// between the same two ports exists, or is in TIME-WAIT without TCP
+// timestamps), or the socket
 // connected to itself (ErrSelfConnect: the target was this host's own
 // address and listen port), Dial retries once from an ephemeral port and
 // records this in ConnInfo.Fallback. A dial to a loopback address, or to the
