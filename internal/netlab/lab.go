@@ -42,7 +42,6 @@ var pairCounter atomic.Uint32
 // delayed or lost; IPv6 duplicate address detection is off.
 type Pair struct {
 	A, B *Host
-	tb   testing.TB
 	ent  *entry
 }
 
@@ -58,7 +57,6 @@ type Host struct {
 	// without duplicate address detection so it is usable at once).
 	Addr6 netip.Addr
 
-	tb  testing.TB
 	ent *entry
 	// nfqueueNum hands out NFQUEUE numbers for delay lines in this
 	// namespace.
@@ -84,7 +82,7 @@ func NewPair(tb testing.TB) *Pair {
 	n := pairCounter.Add(1)
 	x, y := byte(n>>8), byte(n)
 	base := fmt.Sprintf("%s%d-%d", Prefix, os.Getpid(), n)
-	p := &Pair{tb: tb}
+	p := &Pair{}
 	p.ent = register()
 	tb.Cleanup(func() {
 		if err := p.ent.cleanup(); err != nil {
@@ -97,7 +95,6 @@ func NewPair(tb testing.TB) *Pair {
 			Link:  LinkName,
 			Addr:  netip.AddrFrom4([4]byte{10, x, y, host}),
 			Addr6: netip.AddrFrom16([16]byte{0xfd, 0x00, 0x00, 0xcc, 0, x, 0, y, 15: host}),
-			tb:    tb,
 			ent:   p.ent,
 		}
 	}
