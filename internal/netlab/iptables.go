@@ -56,7 +56,7 @@ func (h *Host) AddRule(ctx context.Context, r Rule) (remove func() error, err er
 		defer cancel()
 		argv := append([]string{"netns", "exec", h.Name, r.tool()}, r.args("-D")...)
 		if out, err := exec.CommandContext(ctx, "ip", argv...).CombinedOutput(); err != nil {
-			return fmt.Errorf("in %s: deleting rule %q: %w: %s", h.Name, r, err, bytes(out))
+			return fmt.Errorf("in %s: deleting rule %q: %w: %s", h.Name, r, err, trimOutput(out))
 		}
 		return nil
 	})

@@ -180,7 +180,7 @@ func (h *Host) Run(ctx context.Context, name string, args ...string) ([]byte, er
 	argv := append([]string{"netns", "exec", h.Name, name}, args...)
 	out, err := exec.CommandContext(ctx, "ip", argv...).CombinedOutput()
 	if err != nil {
-		return out, fmt.Errorf("in %s: %s %s: %w: %s", h.Name, name, strings.Join(args, " "), err, bytes(out))
+		return out, fmt.Errorf("in %s: %s %s: %w: %s", h.Name, name, strings.Join(args, " "), err, trimOutput(out))
 	}
 	return out, nil
 }
@@ -201,8 +201,8 @@ func (h *Host) Start(name string, args ...string) (cmd *exec.Cmd, wait func() er
 	return cmd, wait, nil
 }
 
-// bytes trims command output for an error message.
-func bytes(out []byte) string {
+// trimOutput trims command output for an error message.
+func trimOutput(out []byte) string {
 	s := strings.TrimSpace(string(out))
 	if len(s) > 400 {
 		s = s[:400] + "…"
@@ -285,7 +285,7 @@ func deleteNamespace(name string) error {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "ip", "netns", "del", name).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("ip netns del %s: %w: %s", name, err, bytes(out))
+		return fmt.Errorf("ip netns del %s: %w: %s", name, err, trimOutput(out))
 	}
 	return nil
 }
