@@ -28,7 +28,7 @@
 // until EOF), /interop/sink/1.0.0 (read until EOF, answer the byte count and
 // SHA-256) and /ipfs/ping/1.0.0.
 //
-// The tests use real sockets and take about a minute with -race on two cores,
+// The tests use real sockets and take 15 to 30 s with -race on two shared cores,
 // most of it the 64 MiB transfers. The side-by-side benchmarks are in
 // interop/bench, not here.
 package upgrader
