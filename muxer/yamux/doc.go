@@ -26,7 +26,7 @@
 //     muxer.ErrWriteStalled, at most 7.5 s late, whatever the caller's
 //     deadline: nothing waits forever. Progress resets the clock, so a slow
 //     transfer that keeps moving never fails (TestSlowButProgressingWrite
-//     runs one for over 6 minutes of fake time). 30 s rather than 10 s
+//     runs one for about 6 minutes of fake time). 30 s rather than 10 s
 //     because a stream's reader may legitimately pause (a slow consumer,
 //     a disk) while the connection itself is healthy.
 //   - Streams: at most 128 inbound streams open at once and 64 waiting for
@@ -43,10 +43,11 @@
 //
 // # Memory
 //
-// An idle session costs about 20 KiB (BenchmarkIdleSessionMemory: 20.4 KB
-// with no stream, 21.4 KB with one idle stream, per end, on amd64): about
-// 10 KiB of stacks for go-yamux's three goroutines (receive loop, send loop,
-// RTT measurement), the 4 KiB read buffer, and the session's structures. It
+// An idle session costs about 22 KB per end (BenchmarkIdleSessionMemory on
+// amd64, heap plus stacks after GC: 20–22 KB with no stream, 21–24 KB with
+// one idle stream, varying between runs): about 10 KB of stacks for
+// go-yamux's three goroutines (receive loop, send loop, RTT measurement),
+// the 4 KiB read buffer, and the session's structures. It
 // does not depend on the window sizes: go-yamux allocates receive buffers
 // only when data arrives and frees them as it is read. The windows bound
 // the worst case instead: a peer can make a session buffer up to 128 ×

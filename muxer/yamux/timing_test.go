@@ -221,6 +221,7 @@ func TestSlowButProgressingWrite(t *testing.T) {
 		if err != nil || n != size {
 			t.Fatalf("slow write: got %d, %v after %v; want %d, nil", n, err, took, size)
 		}
+		t.Logf("slow write of %d bytes took %v", size, took)
 		if took < 4*DefaultWriteStallTimeout {
 			t.Errorf("slow write took %v; the test needs it to outlast several stall timeouts", took)
 		}

@@ -170,3 +170,53 @@ func TestGoYamuxWindowOverflowUnguarded(t *testing.T) {
 		peer.close()
 	})
 }
+
+// TestSessionCloseCauses: a raw peer ends the session in each way the
+// classification knows, and Err names the cause.
+func TestSessionCloseCauses(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		send       []byte
+		want       error
+		wantRemote bool
+		wantCode   uint32
+	}{
+		{"go-away normal", encodeFrame(typeGoAway, 0, 0, 0), muxer.ErrGoAway, true, 0},
+		{"go-away protocol error", encodeFrame(typeGoAway, 0, 0, 1), muxer.ErrGoAway, true, 1},
+		{"bad version", []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, muxer.ErrProtocol, false, 0},
+		{"bad type", encodeFrame(9, 0, 0, 0), muxer.ErrProtocol, false, 0},
+		{"both clients", encodeFrame(typeWindowUpdate, flagSYN, 2, 0), muxer.ErrProtocol, false, 0},
+		{"data beyond the window", frames(encodeFrame(typeData, flagSYN, 1, initialStreamWindow+1), make([]byte, initialStreamWindow+1)), muxer.ErrProtocol, false, 0},
+		{"connection ends", nil, muxer.ErrConnClosed, false, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// The session is the responder (yamux server); "both clients"
+				// sends it a stream ID of its own parity.
+				ours, theirs := newPipe(pipeCapacity)
+				s := mustSession(t, Config{}, ours, network.RoleResponder)
+				peer := newRawPeer(t, theirs)
+				if tt.send != nil {
+					peer.send(t, tt.send)
+				} else {
+					theirs.closeWrite()
+				}
+				select {
+				case <-s.Done():
+				case <-time.After(time.Minute): // the peer answers keepalives
+					t.Fatalf("session still open a minute after %s", tt.name)
+				}
+				err := s.Err()
+				var merr *muxer.Error
+				if !errors.Is(err, tt.want) || !errors.As(err, &merr) {
+					t.Fatalf("Err() = %v, want %v", err, tt.want)
+				}
+				if merr.Remote != tt.wantRemote || merr.Code != tt.wantCode {
+					t.Errorf("Err() Remote, Code = %v, %d; want %v, %d", merr.Remote, merr.Code, tt.wantRemote, tt.wantCode)
+				}
+				s.Close()
+				peer.close()
+			})
+		})
+	}
+}
