@@ -44,7 +44,7 @@
 // # Memory
 //
 // An idle session costs about 22 KB per end (BenchmarkIdleSessionMemory on
-// amd64, heap plus stacks after GC: 20–22 KB with no stream, 21–24 KB with
+// amd64, heap plus stacks after GC: 19–22 KB with no stream, 21–24 KB with
 // one idle stream, varying between runs): about 10 KB of stacks for
 // go-yamux's three goroutines (receive loop, send loop, RTT measurement),
 // the 4 KiB read buffer, and the session's structures. It
@@ -109,6 +109,10 @@
 // testing/synctest bubbles over an in-memory buffered pipe: go-yamux's
 // timers, created by goroutines inside the bubble, follow the fake clock,
 // and nothing in go-yamux escapes the bubble (its buffer pool is a
-// sync.Pool, which is allowed). The nettest.TestConn suite runs on real
-// time because it sleeps and sets wall-clock deadlines.
+// sync.Pool, which is allowed). go-yamux holds its mutexes only briefly,
+// which matters because a goroutine waiting on a sync.Mutex is not durably
+// blocked and would keep the fake clock from advancing; for the same reason
+// this package serializes Writes, which can wait for a stall timeout, with
+// a channel. The nettest.TestConn suite runs on real time, over the pipe
+// and over loopback TCP, because it sleeps and sets wall-clock deadlines.
 package yamux
