@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/concordp2p/concord/host"
+	"github.com/concordp2p/concord/host/echo"
+	"github.com/concordp2p/concord/host/perf"
+	"github.com/concordp2p/concord/host/ping"
+	"github.com/concordp2p/concord/peer"
+)
+
+// securityFlag is the -security flag: "noise", "tls", or a comma-separated
+// preference list; empty means the host's default (Noise, then TLS).
+type securityFlag []string
+
+func (s *securityFlag) String() string { return strings.Join(*s, ",") }
+
+func (s *securityFlag) Set(v string) error {
+	var out []string
+	for name := range strings.SplitSeq(v, ",") {
+		id, err := securityID(strings.TrimSpace(name))
+		if err != nil {
+			return err
+		}
+		out = append(out, id)
+	}
+	*s = out
+	return nil
+}
+
+func securityID(name string) (string, error) {
+	switch name {
+	case "noise", host.SecurityNoise:
+		return host.SecurityNoise, nil
+	case "tls", host.SecurityTLS:
+		return host.SecurityTLS, nil
+	}
+	return "", fmt.Errorf("unknown security protocol %q (want noise or tls)", name)
+}
+
+// multiaddrsFlag is a repeatable multiaddr flag.
+type multiaddrsFlag []ma.Multiaddr
+
+func (m *multiaddrsFlag) String() string {
+	var s []string
+	for _, a := range *m {
+		s = append(s, a.String())
+	}
+	return strings.Join(s, " ")
+}
+
+func (m *multiaddrsFlag) Set(v string) error {
+	a, err := ma.NewMultiaddr(v)
+	if err != nil {
+		return fmt.Errorf("bad multiaddr %q: %w", v, err)
+	}
+	*m = append(*m, a)
+	return nil
+}
+
+// loadOrCreateKey reads the key file at path, or creates it (mode 0600, its
+// directory 0700) with a fresh Ed25519 key if it does not exist.
+func loadOrCreateKey(path string) (k peer.PrivKey, created bool, err error) {
+	k, err = peer.ReadKeyFile(path)
+	if err == nil {
+		return k, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, fmt.Errorf("reading key file: %w", err)
+	}
+	k, err = peer.GenerateKey(peer.Ed25519, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("generating key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, false, fmt.Errorf("creating key directory: %w", err)
+	}
+	if err := peer.WriteKeyFile(path, k); err != nil {
+		return nil, false, fmt.Errorf("writing key file: %w", err)
+	}
+	return k, true, nil
+}
+
+// serveProtocols registers the ping, perf and echo handlers on h. ctx bounds
+// the handlers: cancel it before closing the host.
+func serveProtocols(ctx context.Context, h *host.Host) {
+	h.SetStreamHandler(ping.ID, func(s *host.Stream) { _ = ping.Serve(ctx, s) })
+	h.SetStreamHandler(perf.ID, func(s *host.Stream) { _ = perf.Serve(ctx, s) })
+	h.SetStreamHandler(echo.ID, func(s *host.Stream) { _ = echo.Serve(ctx, s) })
+}
+
+// parsePeerAddr parses a command's ADDR argument, which must end in
+// /p2p/<peer ID>.
+func parsePeerAddr(cmd, s string) (peer.AddrInfo, error) {
+	ai, err := peer.AddrInfoFromString(s)
+	if err != nil {
+		return peer.AddrInfo{}, usageErrorf("%s: ADDR %q: %v (want e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...)", cmd, s, err)
+	}
+	if len(ai.Addrs) == 0 {
+		return peer.AddrInfo{}, usageErrorf("%s: ADDR %q has no transport address before /p2p/", cmd, s)
+	}
+	return *ai, nil
+}
+
+// expandUnspecified replaces each listen address on 0.0.0.0 or :: by the
+// same port on every address of that family the machine's interfaces have,
+// loopback included, which is what a peer can dial.
+func expandUnspecified(addrs []ma.Multiaddr) []ma.Multiaddr {
+	var ifaddrs []net.IP
+	if as, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range as {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLinkLocalUnicast() {
+				ifaddrs = append(ifaddrs, n.IP)
+			}
+		}
+	}
+	var out []ma.Multiaddr
+	for _, a := range addrs {
+		ip, port, v4, ok := ipPort(a)
+		if !ok || !ip.IsUnspecified() {
+			out = append(out, a)
+			continue
+		}
+		n := len(out)
+		for _, ifip := range ifaddrs {
+			if (ifip.To4() != nil) != v4 {
+				continue
+			}
+			if m, err := tcpMultiaddr(ifip, port); err == nil {
+				out = append(out, m)
+			}
+		}
+		if len(out) == n {
+			out = append(out, a) // no interface of that family: keep what we have
+		}
+	}
+	return out
+}
+
+// ipPort splits an /ip4|ip6/.../tcp/PORT multiaddr.
+func ipPort(a ma.Multiaddr) (ip net.IP, port string, v4, ok bool) {
+	port, err := a.ValueForProtocol(ma.P_TCP)
+	if err != nil {
+		return nil, "", false, false
+	}
+	if s, err := a.ValueForProtocol(ma.P_IP4); err == nil {
+		return net.ParseIP(s), port, true, true
+	}
+	if s, err := a.ValueForProtocol(ma.P_IP6); err == nil {
+		return net.ParseIP(s), port, false, true
+	}
+	return nil, "", false, false
+}
+
+func tcpMultiaddr(ip net.IP, port string) (ma.Multiaddr, error) {
+	if ip.To4() != nil {
+		return ma.NewMultiaddr("/ip4/" + ip.String() + "/tcp/" + port)
+	}
+	return ma.NewMultiaddr("/ip6/" + ip.String() + "/tcp/" + port)
+}
+
+// p2pAddrs returns h's dialable addresses with /p2p/<id>.
+func p2pAddrs(h *host.Host) ([]ma.Multiaddr, error) {
+	ai := peer.AddrInfo{ID: h.ID(), Addrs: expandUnspecified(h.Addrs())}
+	return ai.P2pAddrs()
+}

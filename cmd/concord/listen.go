@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/concordp2p/concord/host"
+	"github.com/concordp2p/concord/peer"
+)
+
+// defaultListenAddr is loopback on purpose: perf lets any client make the
+// server send up to 1 GiB per stream, so exposing it is an explicit choice
+// (-listen /ip4/0.0.0.0/tcp/4001).
+const defaultListenAddr = "/ip4/127.0.0.1/tcp/4001"
+
+var listenCommand = command{
+	name:    "listen",
+	summary: "serve ping, perf and echo until interrupted",
+	help: `
+Starts a host that serves /ipfs/ping/1.0.0, /perf/1.0.0 and /echo/1.0.0 and
+prints its full addresses, /p2p/<peer ID> included, one per line on stdout
+(an address on 0.0.0.0 or :: is printed once per interface address). It runs
+until SIGINT or SIGTERM, then closes every connection and exits 0.
+
+The default address, ` + defaultListenAddr + `, accepts only local peers: perf
+lets a client make the server send up to 1 GiB per stream, so serving it to
+the network is a choice to make explicitly, e.g. -listen /ip4/0.0.0.0/tcp/4001.
+Without -key the host has a fresh identity each time.`,
+	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+		keyPath := fs.String("key", "", "key file (created if missing); default: a fresh identity")
+		var listen multiaddrsFlag
+		fs.Var(&listen, "listen", "multiaddr to listen on; repeatable (default "+defaultListenAddr+")")
+		var security securityFlag
+		fs.Var(&security, "security", "security protocols to offer: noise, tls or noise,tls (default noise,tls)")
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := exactArgs("listen", args); err != nil {
+				return err
+			}
+			if len(listen) == 0 {
+				listen = multiaddrsFlag{ma.StringCast(defaultListenAddr)}
+			}
+			var key peer.PrivKey
+			if *keyPath != "" {
+				k, created, err := loadOrCreateKey(*keyPath)
+				if err != nil {
+					return fmt.Errorf("listen: %w", err)
+				}
+				if created {
+					fmt.Fprintf(e.stderr, "created %s\n", *keyPath)
+				}
+				key = k
+			}
+			return runListen(ctx, e, host.Config{Identity: key, ListenAddrs: listen, Security: security})
+		}
+	},
+}
+
+func runListen(ctx context.Context, e *env, cfg host.Config) error {
+	h, err := host.New(cfg)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel() // handlers first, then the host joins them
+		_ = h.Close()
+	}()
+	serveProtocols(hctx, h)
+	addrs, err := p2pAddrs(h)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	for _, a := range addrs {
+		fmt.Fprintln(e.stdout, a)
+	}
+	<-ctx.Done()
+	return nil
+}
