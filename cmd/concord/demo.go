@@ -66,6 +66,8 @@ type demoOptions struct {
 	wait      time.Duration
 	json      bool
 	security  securityFlag
+	// tweak, if not nil, adjusts both hosts' configuration (tests only).
+	tweak func(*host.Config)
 }
 
 // Outcomes of a round's TCP dials.
@@ -204,11 +206,15 @@ func demoRound(ctx context.Context, o demoOptions, round int) (r roundResult, er
 	defer cancel() // before the hosts close: handlers end first
 	var logA, logB eventLog
 	newHost := func(l *eventLog) (*host.Host, error) {
-		return host.New(host.Config{
+		cfg := host.Config{
 			ListenAddrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/0")},
 			Security:    o.security,
 			Observer:    l.observe,
-		})
+		}
+		if o.tweak != nil {
+			o.tweak(&cfg)
+		}
+		return host.New(cfg)
 	}
 	a, err := newHost(&logA)
 	if err != nil {

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/concordp2p/concord/peer"
+)
+
+// startListen runs `concord listen` in a goroutine and returns its first
+// printed address; the listener stops (and must exit 0) at the test's end.
+func startListen(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runEnv(ctx, append([]string{"listen"}, args...), &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != exitOK {
+				t.Errorf("listen exited %d after cancel, want 0; stderr %q", code, errb.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("listen did not exit within 10s of cancel")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := out.String(); strings.Contains(s, "\n") {
+			return strings.SplitN(s, "\n", 2)[0]
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("listen exited %d before printing an address; stderr %q", code, errb.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	t.Fatalf("listen printed no address within 10s")
+	return ""
+}
+
+func TestListenPingPerf(t *testing.T) {
+	addr := startListen(t, "-listen", "/ip4/127.0.0.1/tcp/0")
+	ai, err := peer.AddrInfoFromString(addr)
+	if err != nil || len(ai.Addrs) != 1 || !strings.HasPrefix(addr, "/ip4/127.0.0.1/tcp/") {
+		t.Fatalf("listen printed %q (%v), want /ip4/127.0.0.1/tcp/PORT/p2p/ID", addr, err)
+	}
+
+	t.Run("ping", func(t *testing.T) {
+		r := runCmd(t, "ping", "-count", "3", "-interval", "10ms", addr)
+		if r.code != exitOK || r.stderr != "" {
+			t.Fatalf("ping: exit %d, stderr %q, want 0", r.code, r.stderr)
+		}
+		for _, want := range []string{"PING " + ai.ID.String(), "ping 1: rtt ", "ping 3: rtt ", "--- 3 sent, 3 answered, 0% lost; rtt min/avg/max"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("ping output lacks %q:\n%s", want, r.stdout)
+			}
+		}
+	})
+
+	t.Run("perf", func(t *testing.T) {
+		r := runCmd(t, "perf", addr, "-upload-bytes", "100000", "-download-bytes", "300000")
+		if r.code != exitOK || r.stderr != "" {
+			t.Fatalf("perf: exit %d, stderr %q, want 0", r.code, r.stderr)
+		}
+		for _, want := range []string{"upload    97.7 KiB in ", "download  293.0 KiB in ", "MB/s", "to connect"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("perf output lacks %q:\n%s", want, r.stdout)
+			}
+		}
+		if strings.Contains(r.stdout, "\r") {
+			t.Errorf("perf drew a progress line although stdout is not a terminal: %q", r.stdout)
+		}
+	})
+
+	t.Run("perf-json", func(t *testing.T) {
+		r := runCmd(t, "perf", "--json", "--upload-bytes", "5000", "--download-bytes", "7000", addr)
+		if r.code != exitOK {
+			t.Fatalf("perf -json: exit %d, stderr %q, want 0", r.code, r.stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		var final struct {
+			Type          string  `json:"type"`
+			TimeSeconds   float64 `json:"timeSeconds"`
+			UploadBytes   uint64  `json:"uploadBytes"`
+			DownloadBytes uint64  `json:"downloadBytes"`
+		}
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &final); err != nil {
+			t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
+		}
+		if final.Type != "final" || final.UploadBytes != 5000 || final.DownloadBytes != 7000 || final.TimeSeconds <= 0 {
+			t.Errorf("final line = %+v, want type final, 5000 up, 7000 down, a positive time", final)
+		}
+	})
+
+	t.Run("perf-terminal", func(t *testing.T) {
+		var out, errb syncBuffer
+		code := runEnv(t.Context(), []string{"perf", "-upload-bytes", "0", "-download-bytes", "1000", addr},
+			&env{stdout: &out, stderr: &errb, terminal: true})
+		if code != exitOK {
+			t.Fatalf("perf on a terminal: exit %d, stderr %q", code, errb.String())
+		}
+		// The progress line is erased before the results.
+		if s := out.String(); !strings.HasPrefix(s, "\r") || !strings.Contains(s, "download  1000 B in ") {
+			t.Errorf("perf on a terminal printed %q, want the progress line erased, then the results", s)
+		}
+	})
+
+	t.Run("ping-wrong-peer", func(t *testing.T) {
+		other, err := peer.GenerateKey(peer.Ed25519, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		otherID, _ := peer.IDFromPrivateKey(other)
+		wrong := fmt.Sprintf("%s/p2p/%s", ai.Addrs[0], otherID)
+		r := runCmd(t, "ping", "-count", "1", "-timeout", "5s", wrong)
+		if r.code != exitFailure {
+			t.Errorf("ping to the wrong peer ID: exit %d, want 1", r.code)
+		}
+		oneErrorLine(t, r, "ping: connecting to "+otherID.String())
+	})
+}
+
+func TestPingNobodyListening(t *testing.T) {
+	k, err := peer.GenerateKey(peer.Ed25519, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := peer.IDFromPrivateKey(k)
+	// Port 1 on loopback: nothing listens there, the connect is refused.
+	r := runCmd(t, "ping", "-count", "1", "-timeout", "3s", "/ip4/127.0.0.1/tcp/1/p2p/"+id.String())
+	if r.code != exitFailure || r.stdout != "" {
+		t.Errorf("ping to a closed port: exit %d, stdout %q; want 1 and nothing", r.code, r.stdout)
+	}
+	oneErrorLine(t, r, "ping: connecting to")
+}
