@@ -17,6 +17,7 @@ import (
 	"github.com/concordp2p/concord/host/perf"
 	"github.com/concordp2p/concord/host/ping"
 	"github.com/concordp2p/concord/network"
+	"github.com/concordp2p/concord/upgrader"
 )
 
 var demoCommand = command{
@@ -44,7 +45,7 @@ number for it is the one the other's hello announced).`,
 		fs.Uint64Var(&o.perfBytes, "perf-bytes", 4<<20, "bytes to download in each round's perf run (0: no perf)")
 		fs.DurationVar(&o.wait, "wait", time.Second, "how long a round may take to converge on one connection")
 		fs.BoolVar(&o.json, "json", false, "print one JSON object per round, then one with the summary")
-		fs.Var(&o.security, "security", "security protocols to offer, most preferred first: noise, tls or noise,tls (default noise,tls)")
+		fs.Var(&o.security, "security", "security `protocols` to offer, most preferred first: noise, tls or noise,tls (default noise,tls)")
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := exactArgs("demo", args); err != nil {
 				return err
@@ -102,6 +103,13 @@ type resolutionInfo struct {
 	Immediate   bool   `json:"immediate"`
 }
 
+// closedInfo is a connection that left a host's table during the round.
+type closedInfo struct {
+	Side   string `json:"side"`
+	Seq    uint64 `json:"seq"`
+	Reason string `json:"reason"`
+}
+
 // roundResult is what a round printed, and its JSON form.
 type roundResult struct {
 	Round        int              `json:"round"`
@@ -117,6 +125,8 @@ type roundResult struct {
 	Muxer        string           `json:"muxer,omitempty"`
 	MuxerInlined bool             `json:"muxerInlined"`
 	Resolutions  []resolutionInfo `json:"resolutions"`
+	Closed       []closedInfo     `json:"closed"`
+	Failed       []string         `json:"failed"` // failed upgrades and dials
 	SurvivorA    uint64           `json:"survivorSeqA,omitempty"`
 	SurvivorB    uint64           `json:"survivorSeqB,omitempty"`
 	SurvivorPath string           `json:"survivor,omitempty"`
@@ -347,6 +357,8 @@ func measure(ctx context.Context, a, b *host.Host, perfBytes uint64, r *roundRes
 func describe(r *roundResult, a, b *host.Host, evA, evB []host.Event) {
 	r.ConnsA, r.ConnsB = opened(evA), opened(evB)
 	r.Resolutions = append(resolutions("a", evA), resolutions("b", evB)...)
+	r.Closed = append(closed("a", evA), closed("b", evB)...)
+	r.Failed = append(failures("a", evA), failures("b", evB)...)
 	na, nb := len(r.ConnsA), len(r.ConnsB)
 	switch {
 	case na == 1 && nb == 1 && r.ConnsA[0].Direction == network.DirOutbound.String() && r.ConnsB[0].Direction == network.DirOutbound.String():
@@ -387,6 +399,37 @@ func opened(evs []host.Event) []connInfo {
 		if o, ok := ev.(host.ConnOpened); ok {
 			out = append(out, connInfo{Seq: o.Seq, Direction: o.Direction.String(), Role: o.Role.String(),
 				Local: addrString(o.Local), Remote: addrString(o.Remote)})
+		}
+	}
+	return out
+}
+
+func closed(side string, evs []host.Event) []closedInfo {
+	var out []closedInfo
+	for _, ev := range evs {
+		if c, ok := ev.(host.ConnClosed); ok {
+			reason := "no reason given"
+			if c.Reason != nil {
+				reason = c.Reason.Error()
+			}
+			out = append(out, closedInfo{Side: side, Seq: c.Seq, Reason: reason})
+		}
+	}
+	return out
+}
+
+// failures lists the upgrades that failed and the dials that scheduled a
+// backoff: a round with one connection may have had a second attempt.
+func failures(side string, evs []host.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		switch e := ev.(type) {
+		case host.UpgradeEvent:
+			if f, ok := e.Event.(upgrader.UpgradeFinished); ok && f.Err != nil {
+				out = append(out, fmt.Sprintf("%s's %s upgrade %s → %s: %v", side, f.Direction, addrString(f.Local), addrString(f.Remote), f.Err))
+			}
+		case host.BackoffScheduled:
+			out = append(out, fmt.Sprintf("%s's dial to %s failed (%d in a row): %v", side, addrString(e.Addr), e.Failures, e.Err))
 		}
 	}
 	return out
@@ -465,6 +508,20 @@ func printRound(w io.Writer, r roundResult) {
 		}
 		fmt.Fprintf(w, "%s%s %s by rule %q: kept #%d, closed #%d (%s)\n", indent, label, d.Side, d.Rule, d.SurvivorSeq, d.ClosedSeq, how)
 	}
+	// Closures that no resolution of the same side explains: the peer
+	// closed the loser, for instance.
+	for _, c := range r.Closed {
+		explained := false
+		for _, d := range r.Resolutions {
+			explained = explained || (d.Side == c.Side && d.ClosedSeq == c.Seq)
+		}
+		if !explained {
+			fmt.Fprintf(w, "%sclosed    %s's #%d: %s\n", indent, c.Side, c.Seq, c.Reason)
+		}
+	}
+	for _, f := range r.Failed {
+		fmt.Fprintf(w, "%sfailed    %s\n", indent, f)
+	}
 	if r.SurvivorPath != "" {
 		fmt.Fprintf(w, "%ssurvivor  %s, a's #%d = b's #%d; converged %.1f ms after the dials started\n",
 			indent, r.SurvivorPath, r.SurvivorA, r.SurvivorB, r.ConvergeMs)
@@ -488,7 +545,7 @@ func tcpLine(r roundResult) string {
 	case outcomeCrossing:
 		return r.Outcome + ": two TCP connections, one had to go"
 	case outcomeSingle:
-		return r.Outcome + ": one TCP connection; the other Connect found it in the table"
+		return r.Outcome + ": one TCP connection; the other Connect returned it"
 	}
 	return r.Outcome
 }

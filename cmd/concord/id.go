@@ -22,7 +22,7 @@ A key file that group or others can read is refused.
 The default file is identity.key in the concord folder of the user's
 configuration directory ($XDG_CONFIG_HOME or ~/.config on Linux).`,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-		keyPath := fs.String("key", defaultKeyPath(), "key file")
+		keyPath := fs.String("key", defaultKeyPath(), "key `file`")
 		verbose := fs.Bool("v", false, "also print the key type and the CID form of the peer ID")
 		return func(_ context.Context, e *env, args []string) error {
 			if err := exactArgs("id", args); err != nil {

@@ -220,4 +220,3 @@ func listLen(t *testing.T, addr string) int64 {
 	}
 	return v.Int
 }
-

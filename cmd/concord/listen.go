@@ -30,11 +30,11 @@ lets a client make the server send up to 1 GiB per stream, so serving it to
 the network is a choice to make explicitly, e.g. -listen /ip4/0.0.0.0/tcp/4001.
 Without -key the host has a fresh identity each time.`,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-		keyPath := fs.String("key", "", "key file (created if missing); default: a fresh identity")
+		keyPath := fs.String("key", "", "key `file` (created if missing); default: a fresh identity")
 		var listen multiaddrsFlag
-		fs.Var(&listen, "listen", "multiaddr to listen on; repeatable (default "+defaultListenAddr+")")
+		fs.Var(&listen, "listen", "`multiaddr` to listen on; repeatable (default "+defaultListenAddr+")")
 		var security securityFlag
-		fs.Var(&security, "security", "security protocols to offer: noise, tls or noise,tls (default noise,tls)")
+		fs.Var(&security, "security", "security `protocols` to offer, most preferred first: noise, tls or noise,tls (default noise,tls)")
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := exactArgs("listen", args); err != nil {
 				return err

@@ -26,7 +26,7 @@ stream. SIGINT stops early and still prints the summary.`,
 		interval := fs.Duration("interval", time.Second, "time between the starts of two pings")
 		timeout := fs.Duration("timeout", ping.DefaultTimeout, "bound on each ping, and on connecting")
 		var security securityFlag
-		fs.Var(&security, "security", "security protocols to offer: noise, tls or noise,tls (default noise,tls)")
+		fs.Var(&security, "security", "security `protocols` to offer, most preferred first: noise, tls or noise,tls (default noise,tls)")
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := exactArgs("ping", args, "ADDR"); err != nil {
 				return err

@@ -1,0 +1,130 @@
+// Command concord runs Concord peers from the command line: a self-contained
+// demonstration of simultaneous dials and duplicate resolution, a key tool,
+// a server of the ping, perf and echo protocols, their clients, and the
+// endpoint of the libp2p test-plans transport-interop runner.
+//
+// Usage:
+//
+//	concord COMMAND [flags] [arguments]
+//
+// Flags may be written -flag or --flag, before or after the arguments; "--"
+// ends them. Every command takes -h (or --help). Errors are printed as one
+// line on stderr starting "concord: ".
+//
+// # concord demo [-rounds N] [-perf-bytes N] [-wait D] [-json] [-security P]
+//
+// The main job, with no set-up. Each round starts two hosts, a and b, on
+// 127.0.0.1 with port 0 listeners, port reuse on (each dials from its
+// listening port) and fresh Ed25519 keys, registers ping, perf and echo on
+// both, and releases a.Connect(b) and b.Connect(a) from one barrier at the
+// same instant. It then waits up to -wait (1 s) for convergence, pings b from
+// a over /ipfs/ping/1.0.0, downloads -perf-bytes (4 MiB; 0 skips it) over
+// /perf/1.0.0, and prints:
+//
+//   - what TCP produced: a "simultaneous open" (one connection, Direction
+//     outbound on both ends: the simopen election ran), "crossing dials" (two
+//     connections, each with one dialer), or a "single dial" (one Connect
+//     returned the connection the other had made); for each connection, who
+//     dialed, between which ports, and whether the dialer used its listening
+//     port or fell back to an ephemeral one because the kernel refused the
+//     4-tuple, which the peer's dial already held;
+//   - the election: both numbers, which side became initiator, whether the
+//     peer-ID tie-break decided;
+//   - the security protocol and muxer, and whether the muxer was inlined in
+//     the security handshake;
+//   - the duplicate resolution each host reported (rule, the sequence numbers
+//     kept and closed), closures no rule explains (the peer closed first),
+//     failed upgrades or dials;
+//   - the surviving connection, the ping round-trip time and the throughput;
+//
+// then a summary: rounds ok and failed, how many of each TCP outcome,
+// elections won by each side and tie-breaks, resolutions by rule, median
+// ping and median throughput. With -json it prints one JSON object per round
+// and a final {"summary": {...}} instead.
+//
+// A round succeeds when each host holds exactly one connection to the other,
+// not draining, and it is the same connection: a's sequence number for it is
+// the one b's hello announced, and the other way round. Fresh hosts per round
+// keep rounds independent: no TIME-WAIT socket, backoff state or draining
+// connection of one round can decide the next, and the peer-ID order, which
+// the duplicate rule uses, varies between rounds.
+//
+// On loopback a real TCP simultaneous open is rare: the kernel delivers a SYN
+// within the connect call that sent it, so one host's connection is usually
+// established (or half-open) before the other host's connect, which then finds
+// its 4-tuple taken and retries from an ephemeral port. Crossing dials are
+// therefore the common outcome; the demo reports what happened, it does not
+// force an outcome. A real simultaneous open needs latency between the peers,
+// such as a network namespace with a delay line (internal/netlab).
+//
+// # concord id [-key FILE] [-v]
+//
+// Prints the peer ID of the key in FILE, creating the file first with a fresh
+// Ed25519 key if it does not exist (mode 0600, atomically, never replacing a
+// file). A key file that group or others can access is refused. The default
+// FILE is identity.key in the concord folder of the user's configuration
+// directory (os.UserConfigDir: $XDG_CONFIG_HOME or ~/.config on Linux). -v
+// also prints the key type and the CID form of the ID.
+//
+// # concord listen [-key FILE] [-listen MULTIADDR ...] [-security P]
+//
+// Serves /ipfs/ping/1.0.0, /perf/1.0.0 and /echo/1.0.0, prints its full
+// addresses with /p2p/<peer ID>, one per line (a 0.0.0.0 or :: listener is
+// printed once per interface address), and runs until SIGINT or SIGTERM, when
+// it closes every connection and exits 0. The default listen address is
+// /ip4/127.0.0.1/tcp/4001: loopback, because perf lets any client make the
+// server send up to 1 GiB per stream, so serving it to a network must be asked
+// for (-listen /ip4/0.0.0.0/tcp/4001). Without -key the identity is fresh each
+// run.
+//
+// # concord ping [-count N] [-interval D] [-timeout D] ADDR
+//
+// ADDR is a multiaddr ending in /p2p/<peer ID>. Pings -count times (4), one
+// every -interval (1 s), printing each round-trip time and a summary (sent,
+// answered, loss, min/avg/max). A failed ping is reported and the next one
+// opens a new stream. Exits 1 when no ping was answered.
+//
+// # concord perf [-upload-bytes N] [-download-bytes N] [-json] ADDR
+//
+// Runs the libp2p perf protocol against ADDR: uploads N bytes (10 MiB), then
+// downloads N bytes (10 MiB), and prints the time and throughput of each
+// direction and the connection setup time. When stdout is a terminal a
+// progress line is redrawn with carriage returns while the transfer runs.
+// With -json the output is the test-plans perf runner's JSON lines: an
+// "intermediary" line each second with that second's bytes and time, then a
+// "final" line whose time includes connecting and opening the stream.
+//
+// # concord interop
+//
+// One side of the libp2p test-plans transport-interop ping test
+// (transport-interop/README.md in libp2p/test-plans), configured by the
+// environment: transport (tcp), security (noise or tls), muxer (yamux),
+// is_dialer (true or false), ip (the listener's bind address, default
+// 0.0.0.0), redis_addr (default redis:6379), test_timeout_seconds (default
+// 180). The listener serves ping, RPUSHes its multiaddr with /p2p/ to the
+// Redis list "listenerAddr" (on 0.0.0.0 it publishes its first non-loopback
+// interface address) and waits until it is stopped (SIGINT or SIGTERM: exit
+// 0) or the timeout passes (exit 1). The dialer BLPOPs the address, connects,
+// pings once, and prints one JSON line on stdout:
+//
+//	{"handshakePlusOneRTTMillis":12.3,"pingRTTMilllis":0.4}
+//
+// (the contract's key has three l's), with diagnostics on stderr. A small
+// RESP client of its own (internal/resp) talks to Redis.
+//
+// # Exit codes
+//
+//	0    success
+//	1    runtime failure; for demo, also any round that did not end with
+//	     exactly one live connection on both ends, the same one; for ping,
+//	     no ping answered; for interop, a listener reaching its timeout
+//	2    usage error (unknown command or flag, bad value, wrong arguments)
+//	127  interop: the transport, security or muxer asked for is not one
+//	     Concord has (quic-go's interop runner uses the same code)
+//
+// # Limits
+//
+// Only TCP is supported, over IPv4 and IPv6. -security tls works when the
+// host offers TLS; otherwise the host's configuration error ends the command
+// with exit code 1.
+package main
