@@ -179,6 +179,10 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 			return fmt.Errorf("demo: interrupted after %d rounds: %w", i-1, context.Cause(ctx))
 		}
 		r, err := demoRound(ctx, o, i)
+		if ctx.Err() != nil {
+			// An interrupted round did not fail: it was cut short.
+			return fmt.Errorf("demo: interrupted in round %d: %w", i, context.Cause(ctx))
+		}
 		if err != nil {
 			return fmt.Errorf("demo: round %d: %w", i, err)
 		}

@@ -174,3 +174,13 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+func TestDemoInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	r := runIn(ctx, nil, "demo", "-rounds", "3")
+	if r.code != exitFailure || r.stdout != "" {
+		t.Errorf("interrupted demo: exit %d, stdout %q; want 1 and no round printed", r.code, r.stdout)
+	}
+	oneErrorLine(t, r, "demo: interrupted")
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/concordp2p/concord/host/perf"
 	"github.com/concordp2p/concord/peer"
 )
 
@@ -141,4 +142,18 @@ func TestPingNobodyListening(t *testing.T) {
 		t.Errorf("ping to a closed port: exit %d, stdout %q; want 1 and nothing", r.code, r.stdout)
 	}
 	oneErrorLine(t, r, "ping: connecting to")
+}
+
+func TestProgressLine(t *testing.T) {
+	got := progressLine(perf.Progress{Elapsed: 1500 * time.Millisecond, Uploaded: 3 << 20, Downloaded: 2048,
+		Interval: 500 * time.Millisecond, IntervalUploaded: 1_000_000, IntervalDownloaded: 0})
+	want := "  1.5s  up 3.0 MiB  down 2.0 KiB  now 2.0 MB/s"
+	if got != want {
+		t.Errorf("progressLine = %q, want %q", got, want)
+	}
+	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 5 << 20: "5.0 MiB", 3 << 30: "3.00 GiB"} {
+		if got := bytesString(n); got != want {
+			t.Errorf("bytesString(%d) = %q, want %q", n, got, want)
+		}
+	}
 }
