@@ -19,6 +19,9 @@ import (
 // ID is the protocol ID of libp2p TLS.
 const ID = "/tls/1.0.0"
 
+// alertTimeout bounds the alert sent after refusing the peer's certificate.
+const alertTimeout = 250 * time.Millisecond
+
 // Steps of the handshake, named in HandshakeError.Step.
 const (
 	stepStart     = "checking parameters"
@@ -93,7 +96,13 @@ func (t *Transport) Handshake(ctx context.Context, raw net.Conn, p security.Para
 	if err != nil {
 		return nil, fail(stepCert, err)
 	}
-	v := &verifier{now: t.now, expected: p.ExpectedPeer}
+	rw := &recordWriter{Conn: raw}
+	v := &verifier{now: t.now, expected: p.ExpectedPeer, refused: func() {
+		// crypto/tls now sends an alert. A peer still writing its own
+		// flight does not read it (over a synchronous pipe both would
+		// block until the context ends): bound the courtesy.
+		_ = raw.SetWriteDeadline(time.Now().Add(alertTimeout))
+	}}
 	cfg := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
@@ -106,7 +115,6 @@ func (t *Transport) Handshake(ctx context.Context, raw net.Conn, p security.Para
 		NextProtos:             append(slices.Clone(p.Muxers), alpnLibp2p),
 		Time:                   t.now,
 	}
-	rw := &recordWriter{Conn: raw}
 	var conn *tls.Conn
 	if p.Role == network.RoleInitiator {
 		// ServerName stays empty: the spec forbids SNI.
@@ -167,6 +175,10 @@ type verifier struct {
 	now      func() time.Time
 	expected peer.ID
 
+	// refused runs when the certificate is refused, before crypto/tls
+	// sends its alert.
+	refused func()
+
 	key peer.PubKey
 	id  peer.ID
 	err error
@@ -174,6 +186,9 @@ type verifier struct {
 
 func (v *verifier) verify(rawCerts [][]byte, _ [][]*x509.Certificate) error {
 	v.err = v.check(rawCerts)
+	if v.err != nil {
+		v.refused()
+	}
 	return v.err
 }
 
