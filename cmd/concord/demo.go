@@ -147,7 +147,8 @@ type demoSummary struct {
 	WonByA        int            `json:"initiatorA"`
 	WonByB        int            `json:"initiatorB"`
 	TieBreaks     int            `json:"tieBreaks"`
-	Resolutions   map[string]int `json:"resolutions"`
+	Resolutions   map[string]int `json:"resolutions"` // decisions by rule, both hosts counted
+	Duplicates    int            `json:"roundsWithDuplicate"`
 	MedianPingMs  float64        `json:"medianPingMillis"`
 	MedianPerfMBs float64        `json:"medianPerfMBps"`
 	PerfBytes     uint64         `json:"perfBytes"`
@@ -600,6 +601,9 @@ func summarize(rs []roundResult, perfBytes uint64) demoSummary {
 		for _, d := range r.Resolutions {
 			s.Resolutions[d.Rule]++
 		}
+		if len(r.Resolutions) > 0 || len(r.ConnsA) > 1 || len(r.ConnsB) > 1 {
+			s.Duplicates++
+		}
 		if r.PingMs > 0 {
 			pings = append(pings, r.PingMs)
 		}
@@ -640,7 +644,7 @@ func printSummary(w io.Writer, s demoSummary) {
 		rules = append(rules, rule)
 	}
 	slices.Sort(rules)
-	fmt.Fprintf(w, "%sresolved  %d duplicate connections closed", indent, total)
+	fmt.Fprintf(w, "%sresolved  %d rounds had a duplicate; %d decisions by a host to close its end", indent, s.Duplicates, total)
 	for _, rule := range rules {
 		fmt.Fprintf(w, ", %d by rule %q", s.Resolutions[rule], rule)
 	}
