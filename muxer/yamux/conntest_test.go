@@ -1,51 +1,33 @@
 package yamux
 
 import (
-	"context"
-	"net"
 	"testing"
-	"time"
 
-	"golang.org/x/net/nettest"
-
+	"github.com/concordp2p/concord/muxer"
+	"github.com/concordp2p/concord/muxer/muxertest"
 	"github.com/concordp2p/concord/network"
 )
 
-// TestStreamConformance runs x/net's net.Conn conformance suite on a pair
-// of yamux streams over an in-memory connection. It uses real time: the
-// suite sleeps and sets wall-clock deadlines.
-func TestStreamConformance(t *testing.T) {
-	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+// TestConformance runs the muxer conformance suite, which includes x/net's
+// nettest.TestConn on streams, over the in-memory pipe. It uses real time:
+// nettest sleeps and sets wall-clock deadlines.
+func TestConformance(t *testing.T) {
+	m, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	muxertest.Run(t, func() (muxer.Session, muxer.Session, error) {
 		a, b := newPipe(pipeCapacity)
-		m, err := New(Config{})
+		c, err := m.NewSession(a, network.RoleInitiator)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
-		cs, err := m.newSession(a, network.RoleInitiator)
+		s, err := m.NewSession(b, network.RoleResponder)
 		if err != nil {
-			return nil, nil, nil, err
+			c.Close()
+			b.Close()
+			return nil, nil, err
 		}
-		ss, err := m.newSession(b, network.RoleResponder)
-		if err != nil {
-			cs.Close()
-			return nil, nil, nil, err
-		}
-		stop = func() {
-			cs.Close()
-			ss.Close()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s1, err := cs.OpenStream(ctx)
-		if err != nil {
-			stop()
-			return nil, nil, nil, err
-		}
-		s2, err := ss.AcceptStream(ctx)
-		if err != nil {
-			stop()
-			return nil, nil, nil, err
-		}
-		return s1, s2, stop, nil
+		return c, s, nil
 	})
 }

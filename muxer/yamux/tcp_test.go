@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/nettest"
-
+	"github.com/concordp2p/concord/muxer"
+	"github.com/concordp2p/concord/muxer/muxertest"
 	"github.com/concordp2p/concord/network"
 )
 
@@ -98,44 +98,29 @@ func TestTCPTransferBothWays(t *testing.T) {
 	}
 }
 
-func TestTCPStreamConformance(t *testing.T) {
+// TestTCPConformance runs the muxer conformance suite over loopback TCP.
+func TestTCPConformance(t *testing.T) {
 	m, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+	muxertest.Run(t, func() (muxer.Session, muxer.Session, error) {
 		d, a, err := tcpConnPair()
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
-		c, err := m.newSession(d, network.RoleInitiator)
+		c, err := m.NewSession(d, network.RoleInitiator)
 		if err != nil {
 			d.Close()
 			a.Close()
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
-		s, err := m.newSession(a, network.RoleResponder)
+		s, err := m.NewSession(a, network.RoleResponder)
 		if err != nil {
 			c.Close()
 			a.Close()
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
-		stop = func() {
-			c.Close()
-			s.Close()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s1, err := c.OpenStream(ctx)
-		if err != nil {
-			stop()
-			return nil, nil, nil, err
-		}
-		s2, err := s.AcceptStream(ctx)
-		if err != nil {
-			stop()
-			return nil, nil, nil, err
-		}
-		return s1, s2, stop, nil
+		return c, s, nil
 	})
 }

@@ -118,6 +118,9 @@ func (s *session) OpenStream(ctx context.Context) (muxer.Stream, error) {
 }
 
 func (s *session) AcceptStream(ctx context.Context) (muxer.Stream, error) {
+	if s.ys.IsClosed() {
+		return nil, s.opErr("accept stream")
+	}
 	s.acceptOnce.Do(func() { go s.acceptLoop() })
 	select {
 	case ys := <-s.acceptCh:
@@ -147,9 +150,17 @@ func (s *session) acceptLoop() {
 }
 
 func (s *session) Ping(ctx context.Context) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("ping: %w", context.Cause(ctx))
+	}
 	type result struct {
 		rtt time.Duration
 		err error
+	}
+	if s.ys.IsClosed() {
+		// go-yamux's Ping may join a ping that completed just before
+		// the close and report its success.
+		return 0, s.opErr("ping")
 	}
 	// go-yamux's Ping takes no context; it returns within two ping
 	// timeouts or when the session closes, so this goroutine cannot
