@@ -6,7 +6,9 @@
 // The upgrader negotiates the muxer (inlined in the security handshake or
 // with multistream-select, by Muxer.ID) and the host uses Sessions and
 // Streams; neither imports an implementation's library. The one
-// implementation is muxer/yamux, over go-yamux.
+// implementation is muxer/yamux, over go-yamux. muxer/muxertest is a
+// conformance suite for any pair of Sessions (the upgrader's connections
+// too), including nettest.TestConn on streams.
 //
 // # Errors
 //
