@@ -1,6 +1,7 @@
 package tls
 
 import (
+	"bytes"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -45,8 +46,10 @@ func marshalSignedKey(publicKey, signature []byte) ([]byte, error) {
 	return asn1.Marshal(signedKey{PublicKey: publicKey, Signature: signature})
 }
 
-// unmarshalSignedKey decodes an extension value; trailing bytes are an
-// error.
+// unmarshalSignedKey decodes an extension value strictly: it must be the
+// DER encoding of a SignedKey and nothing else. encoding/asn1 alone would
+// accept trailing elements inside the SEQUENCE (FuzzExtension found it), so
+// the value is re-encoded and compared.
 func unmarshalSignedKey(b []byte) (signedKey, error) {
 	var sk signedKey
 	rest, err := asn1.Unmarshal(b, &sk)
@@ -55,6 +58,9 @@ func unmarshalSignedKey(b []byte) (signedKey, error) {
 	}
 	if len(rest) != 0 {
 		return signedKey{}, fmt.Errorf("%w: %d trailing bytes", ErrMalformedExtension, len(rest))
+	}
+	if again, err := asn1.Marshal(sk); err != nil || !bytes.Equal(again, b) {
+		return signedKey{}, fmt.Errorf("%w: not the DER encoding of a SignedKey", ErrMalformedExtension)
 	}
 	return sk, nil
 }
