@@ -91,13 +91,17 @@ type outcome struct {
 	lpErr    error
 }
 
+// close closes both ends at once: over a synchronous pipe a TLS
+// close_notify waits for the peer's read.
 func (o outcome) close() {
+	var wg sync.WaitGroup
 	if o.oursConn != nil {
-		o.oursConn.Close()
+		wg.Go(func() { o.oursConn.Close() })
 	}
 	if o.lpConn != nil {
-		o.lpConn.Close()
+		wg.Go(func() { o.lpConn.Close() })
 	}
+	wg.Wait()
 }
 
 // run handshakes Concord (as ourRole) against go-libp2p over a pipe. Each
