@@ -62,6 +62,16 @@ type Session interface {
 	// IsClosed reports whether Done is closed.
 	IsClosed() bool
 
+	// Shutdown closes the session without losing what was written. It
+	// waits until every stream has ended (closed or reset on this side),
+	// sends GoAway behind everything queued, and waits until it has been
+	// written and the peer has closed in return, so that the close sends a
+	// FIN and not an RST: the data of every stream closed before Shutdown,
+	// that the peer had accepted, reaches the peer's session whole. When
+	// ctx ends first it closes at once and streams still open are cut as
+	// by Close. It returns nil only when the peer's close proved delivery.
+	Shutdown(ctx context.Context) error
+
 	// NumStreams is the number of streams open in either direction.
 	NumStreams() int
 }

@@ -22,6 +22,7 @@ const (
 	frameData         = 0
 	frameWindowUpdate = 1
 	// ping (2) and go-away (3) carry no payload and no stream.
+	frameGoAway = 3
 
 	flagSYNBit = 1
 	flagFINBit = 4
@@ -48,7 +49,7 @@ const (
 //
 // The mirror never undercounts go-yamux's window: it adds credit when the
 // bytes are read, before go-yamux does, and subtracts data when it is
-// written to the connection, after go-yamux has. So every update that would
+// handed to the connection, after go-yamux has. So every update that would
 // overflow go-yamux's window is caught. It can overcount by the data queued
 // in go-yamux's send queue (at most 64 frames), so an update within a few
 // MiB of the 4 GiB limit might be refused although go-yamux would have
@@ -61,6 +62,13 @@ type guardedConn struct {
 	in, out frameScanner           // parsing state of each direction
 	windows map[uint32]*sendWindow // open streams by ID
 	bad     error                  // set once the peer violated the protocol
+
+	// goAwaySent is closed once a go-away frame is handed to the
+	// connection: every frame go-yamux queued before it was written
+	// already, since its send queue is first in, first out (pings
+	// excepted).
+	goAwaySent     chan struct{}
+	goAwaySentOnce sync.Once
 }
 
 // sendWindow mirrors one stream's send window.
@@ -69,7 +77,7 @@ type sendWindow struct {
 }
 
 func newGuardedConn(c net.Conn) *guardedConn {
-	return &guardedConn{Conn: c, windows: make(map[uint32]*sendWindow)}
+	return &guardedConn{Conn: c, windows: make(map[uint32]*sendWindow), goAwaySent: make(chan struct{})}
 }
 
 func (c *guardedConn) Read(p []byte) (int, error) {
@@ -92,13 +100,14 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write scans the frames before writing them, so that a go-away is
+// recorded before the peer can answer it. A write that fails leaves the
+// mirror ahead of the wire, which does not matter: the session ends.
 func (c *guardedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	_ = c.out.scan(p, c.outbound) // outbound never fails
+	c.mu.Unlock()
 	n, err := c.Conn.Write(p)
-	if n > 0 {
-		c.mu.Lock()
-		_ = c.out.scan(p[:n], c.outbound) // outbound never fails
-		c.mu.Unlock()
-	}
 	if err != nil {
 		c.err.CompareAndSwap(nil, &err)
 	}
@@ -156,6 +165,10 @@ func (c *guardedConn) inbound(h []byte) error {
 // outbound handles a header go-yamux sent. mu must be held.
 func (c *guardedConn) outbound(h []byte) error {
 	typ, flags, id, length := parseHeader(h)
+	if typ == frameGoAway {
+		c.goAwaySentOnce.Do(func() { close(c.goAwaySent) })
+		return nil
+	}
 	if typ != frameData && typ != frameWindowUpdate {
 		return nil
 	}

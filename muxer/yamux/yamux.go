@@ -192,6 +192,76 @@ func (s *session) Close() error {
 	return nil
 }
 
+// Shutdown. go-yamux's send queue is first in, first out except for pings
+// and pongs, which jump it, so a ping proves nothing about queued data.
+// A go-away frame goes through the queue like data: once the guard has
+// seen it written to the connection, everything queued before it has been
+// written too. go-yamux v5 ends the receiving session as soon as a normal
+// go-away arrives (handleGoAway returns ErrRemoteGoAway), after processing
+// every frame before it; the peer then closes its connection, and our
+// receive loop sees EOF. Closing only then leaves no unread data in our
+// receive buffer, so the close is a FIN, not an RST that could destroy
+// data still in flight to the peer.
+//
+// Streams the peer has not accepted when its session ends are dropped by
+// go-yamux (its AcceptStream discards them after shutdown), so a stream's
+// data is delivered only if the peer accepted the stream; protocols that
+// negotiate before writing (multistream-select) always have.
+func (s *session) Shutdown(ctx context.Context) error {
+	defer s.Close()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.ys.NumStreams() > 0 { // go-yamux announces no stream's end
+		select {
+		case <-tick.C:
+		case <-s.ys.CloseChan():
+			return fmt.Errorf("shutdown: waiting for streams: %w", s.opErr("shutdown"))
+		case <-ctx.Done():
+			return fmt.Errorf("shutdown: %d streams still open: %w", s.ys.NumStreams(), context.Cause(ctx))
+		}
+	}
+	if s.ys.IsClosed() {
+		return fmt.Errorf("shutdown: before go-away: %w", s.opErr("shutdown"))
+	}
+	if err := s.ys.GoAway(); err != nil {
+		return fmt.Errorf("shutdown: sending go-away: %w", s.opErr("shutdown"))
+	}
+	select {
+	case <-s.conn.goAwaySent:
+	case <-s.ys.CloseChan():
+		// The peer may have closed in answer to the go-away, before this
+		// select looked: then delivery is complete.
+		select {
+		case <-s.conn.goAwaySent:
+			return nil // the peer closed in answer
+		default:
+			return fmt.Errorf("shutdown: closed before the go-away was written: %w", s.opErr("shutdown"))
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("shutdown: go-away not written: %w", context.Cause(ctx))
+	}
+	// Everything is written; wait for the peer to close so that our own
+	// close finds nothing unread. Its close after the go-away is the proof
+	// of delivery. A peer that does not close on go-away (not go-yamux v5)
+	// or is gone gets a short linger, and delivery is unconfirmed.
+	linger := time.NewTimer(shutdownLinger)
+	defer linger.Stop()
+	select {
+	case <-s.ys.CloseChan():
+		return nil
+	case <-linger.C:
+		return fmt.Errorf("shutdown: %w", errUnconfirmed)
+	case <-ctx.Done():
+		return fmt.Errorf("shutdown: %w: %w", errUnconfirmed, context.Cause(ctx))
+	}
+}
+
+var errUnconfirmed = errors.New("the peer did not close after the go-away; delivery unconfirmed")
+
+// shutdownLinger bounds Shutdown's wait for the peer's close after the
+// go-away was written.
+const shutdownLinger = 2 * time.Second
+
 func (s *session) Done() <-chan struct{} { return s.ys.CloseChan() }
 
 func (s *session) IsClosed() bool { return s.ys.IsClosed() }
