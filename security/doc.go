@@ -33,5 +33,21 @@
 // when none was (an empty list on either side, or TLS's "libp2p" fallback);
 // the upgrader then negotiates the muxer with multistream-select.
 //
+// # Errors
+//
+// A failed handshake returns a *HandshakeError (protocol, step, cause).
+// Conditions are checked with errors.Is: ErrHandshakeTimeout,
+// ErrPeerIDMismatch (errors.As gives a *PeerIDMismatchError carrying the
+// expected and the authenticated peer ID), ErrInvalidSignature,
+// ErrNoCommonMuxer, ErrProtocol, ErrIdentityKey, ErrInvalidParams; the
+// transports add their own (noise.ErrDecrypt, tls.ErrBadCertificate, ...).
+//
 // Handshakes never log and never recover from panics.
+//
+// # Testing a transport
+//
+// security/internal/sectest is the suite both transports run: every
+// identity key type against every other over net.Pipe and loopback TCP,
+// with and without the expected peer ID, the muxer-list cases, and
+// nettest.TestConn on the secured connection.
 package security
