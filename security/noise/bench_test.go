@@ -9,6 +9,7 @@ import (
 
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/security"
+	"github.com/concordp2p/concord/security/internal/sectest"
 )
 
 // BenchmarkHandshake measures complete handshakes (both sides, in one
@@ -32,7 +33,7 @@ func BenchmarkHandshake(b *testing.B) {
 		{"ecdhDH-reusedStatic", false, 0},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			ki, kr := testKey(b, peer.Ed25519, 0), testKey(b, peer.Ed25519, 1)
+			ki, kr := sectest.Key(b, peer.Ed25519, 0), sectest.Key(b, peer.Ed25519, 1)
 			ti, tr := newTransport(b, ki, Config{StaticKeyLifetime: bc.lifetime}), newTransport(b, kr, Config{StaticKeyLifetime: bc.lifetime})
 			ti.flynnDH, tr.flynnDH = bc.flynn, bc.flynn
 			p := security.Params{Muxers: []string{"/yamux/1.0.0"}}
@@ -42,11 +43,11 @@ func BenchmarkHandshake(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				c1, c2 := net.Pipe()
-				ri, rr := handshakePair(ctx, ti, tr, c1, c2, p, p)
-				if ri.err != nil || rr.err != nil {
-					b.Fatalf("handshake: %v, %v", ri.err, rr.err)
+				ri, rr := sectest.Pair(ctx, ti, tr, c1, c2, p, p)
+				if ri.Err != nil || rr.Err != nil {
+					b.Fatalf("handshake: %v, %v", ri.Err, rr.Err)
 				}
-				closeBoth(ri, rr)
+				sectest.CloseAll(ri, rr)
 			}
 			b.StopTimer()
 			cpu := cpuTime() - cpu0

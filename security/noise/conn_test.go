@@ -13,6 +13,7 @@ import (
 
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/security"
+	"github.com/concordp2p/concord/security/internal/sectest"
 )
 
 // securePair returns both ends of a Noise connection over the raw pair
@@ -20,19 +21,19 @@ import (
 func securePair(t testing.TB, pair func(testing.TB) (net.Conn, net.Conn)) (*Conn, *Conn, func()) {
 	t.Helper()
 	c1, c2 := pair(t)
-	ki, kr := testKey(t, peer.Ed25519, 0), testKey(t, peer.Ed25519, 1)
-	ri, rr := handshakePair(context.Background(), newTransport(t, ki, Config{}), newTransport(t, kr, Config{}), c1, c2, security.Params{}, security.Params{})
-	if ri.err != nil || rr.err != nil {
-		closeBoth(ri, rr)
-		t.Fatalf("handshake: %v, %v", ri.err, rr.err)
+	ki, kr := sectest.Key(t, peer.Ed25519, 0), sectest.Key(t, peer.Ed25519, 1)
+	ri, rr := sectest.Pair(context.Background(), newTransport(t, ki, Config{}), newTransport(t, kr, Config{}), c1, c2, security.Params{}, security.Params{})
+	if ri.Err != nil || rr.Err != nil {
+		sectest.CloseAll(ri, rr)
+		t.Fatalf("handshake: %v, %v", ri.Err, rr.Err)
 	}
-	return ri.conn.(*Conn), rr.conn.(*Conn), func() { closeBoth(ri, rr) }
+	return ri.Conn.(*Conn), rr.Conn.(*Conn), func() { sectest.CloseAll(ri, rr) }
 }
 
 // TestLargeWrite: a write larger than a frame is split into frames of at
 // most 65535 bytes and arrives whole.
 func TestLargeWrite(t *testing.T) {
-	a, b, stop := securePair(t, tcpPair)
+	a, b, stop := securePair(t, sectest.TCPPair)
 	defer stop()
 	data := make([]byte, 3*maxPlaintext+1234)
 	rand.Read(data)
@@ -59,14 +60,14 @@ func TestLargeWrite(t *testing.T) {
 // TestFrameSizes looks at the wire: every frame is at most 65535 bytes and
 // the split is maximal.
 func TestFrameSizes(t *testing.T) {
-	ki, kr := testKey(t, peer.Ed25519, 0), testKey(t, peer.Ed25519, 1)
+	ki, kr := sectest.Key(t, peer.Ed25519, 0), sectest.Key(t, peer.Ed25519, 1)
 	c1, c2 := net.Pipe()
-	ri, rr := handshakePair(context.Background(), newTransport(t, ki, Config{}), newTransport(t, kr, Config{}), c1, c2, security.Params{}, security.Params{})
-	defer closeBoth(ri, rr)
-	if ri.err != nil || rr.err != nil {
-		t.Fatalf("handshake: %v, %v", ri.err, rr.err)
+	ri, rr := sectest.Pair(context.Background(), newTransport(t, ki, Config{}), newTransport(t, kr, Config{}), c1, c2, security.Params{}, security.Params{})
+	defer sectest.CloseAll(ri, rr)
+	if ri.Err != nil || rr.Err != nil {
+		t.Fatalf("handshake: %v, %v", ri.Err, rr.Err)
 	}
-	go ri.conn.Write(make([]byte, 2*maxPlaintext+10))
+	go ri.Conn.Write(make([]byte, 2*maxPlaintext+10))
 	var sizes []int
 	for range 3 {
 		var hdr [2]byte
@@ -90,7 +91,7 @@ func TestFrameSizes(t *testing.T) {
 // TestAlteredCiphertext: one flipped bit after the handshake makes the
 // reader fail with ErrDecrypt and closes the connection.
 func TestAlteredCiphertext(t *testing.T) {
-	ki, kr := testKey(t, peer.Ed25519, 0), testKey(t, peer.Ed25519, 1)
+	ki, kr := sectest.Key(t, peer.Ed25519, 0), sectest.Key(t, peer.Ed25519, 1)
 	c1, mitm1 := net.Pipe()
 	mitm2, c2 := net.Pipe()
 	var flip sync.WaitGroup
@@ -123,27 +124,27 @@ func TestAlteredCiphertext(t *testing.T) {
 	go relay(mitm2, mitm1, true)
 	go relay(mitm1, mitm2, false)
 	defer flip.Wait()
-	ri, rr := handshakePair(context.Background(), newTransport(t, ki, Config{}), newTransport(t, kr, Config{}), c1, c2, security.Params{}, security.Params{})
-	defer closeBoth(ri, rr)
-	if ri.err != nil || rr.err != nil {
-		t.Fatalf("handshake: %v, %v", ri.err, rr.err)
+	ri, rr := sectest.Pair(context.Background(), newTransport(t, ki, Config{}), newTransport(t, kr, Config{}), c1, c2, security.Params{}, security.Params{})
+	defer sectest.CloseAll(ri, rr)
+	if ri.Err != nil || rr.Err != nil {
+		t.Fatalf("handshake: %v, %v", ri.Err, rr.Err)
 	}
 	close(armed)
-	go ri.conn.Write([]byte("hello"))
-	_, err := rr.conn.Read(make([]byte, 10))
+	go ri.Conn.Write([]byte("hello"))
+	_, err := rr.Conn.Read(make([]byte, 10))
 	if !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("read error %v, want ErrDecrypt", err)
 	}
-	if _, err := rr.conn.Read(make([]byte, 10)); !errors.Is(err, ErrDecrypt) {
+	if _, err := rr.Conn.Read(make([]byte, 10)); !errors.Is(err, ErrDecrypt) {
 		t.Errorf("second read error %v, want ErrDecrypt again", err)
 	}
-	if _, err := rr.conn.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+	if _, err := rr.Conn.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("write after ErrDecrypt: %v, want net.ErrClosed", err)
 	}
 }
 
 func TestCloseIdempotent(t *testing.T) {
-	a, b, stop := securePair(t, pipePair)
+	a, b, stop := securePair(t, sectest.PipePair)
 	defer stop()
 	first := a.Close()
 	for range 3 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/security"
+	"github.com/concordp2p/concord/security/internal/sectest"
 )
 
 // FuzzHandshake replaces one chosen handshake message with fuzz data on the
@@ -25,7 +26,7 @@ func FuzzHandshake(f *testing.F) {
 	f.Add(uint8(1), make([]byte, 96))
 	f.Add(uint8(2), make([]byte, 64))
 	f.Add(uint8(1), []byte{})
-	ki, kr := testKey(f, peer.Ed25519, 0), testKey(f, peer.Ed25519, 1)
+	ki, kr := sectest.Key(f, peer.Ed25519, 0), sectest.Key(f, peer.Ed25519, 1)
 	ti, tr := newTransport(f, ki, Config{}), newTransport(f, kr, Config{})
 	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
 		which %= 3
@@ -39,12 +40,12 @@ func FuzzHandshake(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		p := security.Params{Muxers: []string{"/yamux/1.0.0"}}
-		ri, rr := handshakePair(ctx, ti, tr, i1, i2, p, p)
-		defer closeBoth(ri, rr)
+		ri, rr := sectest.Pair(ctx, ti, tr, i1, i2, p, p)
+		defer sectest.CloseAll(ri, rr)
 		r1.Close()
 		r2.Close()
 		same := <-replacedSame
-		for _, err := range []error{ri.err, rr.err} {
+		for _, err := range []error{ri.Err, rr.Err} {
 			var he *security.HandshakeError
 			if err != nil && !errors.As(err, &he) {
 				t.Fatalf("error %v (%T) is not a *security.HandshakeError", err, err)
@@ -56,10 +57,10 @@ func FuzzHandshake(f *testing.F) {
 		if same {
 			return
 		}
-		if rr.err == nil {
+		if rr.Err == nil {
 			t.Fatalf("responder completed although message %d was replaced", which+1)
 		}
-		if ri.err == nil && which != 2 {
+		if ri.Err == nil && which != 2 {
 			t.Fatalf("initiator completed although message %d was replaced", which+1)
 		}
 	})

@@ -27,7 +27,7 @@ func runAgainstEvil(t *testing.T, role network.Role, p security.Params, script f
 	t.Helper()
 	ours, theirs := net.Pipe()
 	defer theirs.Close()
-	tr := newTransport(t, testKey(t, peer.Ed25519, 0), Config{})
+	tr := newTransport(t, sectest.Key(t, peer.Ed25519, 0), Config{})
 	e := newEvilPeer(t, theirs, role == network.RoleResponder)
 	done := make(chan struct{})
 	go func() {
@@ -50,7 +50,7 @@ func runAgainstEvil(t *testing.T, role network.Role, p security.Params, script f
 	if !errors.As(err, &he) || he.Protocol != ID || he.Step == "" {
 		t.Errorf("error %v (%T): want a *security.HandshakeError naming protocol and step", err, err)
 	}
-	assertClosed(t, "our raw conn", ours)
+	sectest.AssertClosed(t, "our raw conn", ours)
 	<-done
 	return err
 }
@@ -101,7 +101,7 @@ func wantIs(targets ...error) func(t *testing.T, err error) {
 }
 
 func TestBadIdentitySignature(t *testing.T) {
-	id := testKey(t, peer.Ed25519, 2)
+	id := sectest.Key(t, peer.Ed25519, 2)
 	bothRoles(t, security.Params{}, func(e *evilPeer) []byte {
 		pub, _ := peer.MarshalPublicKey(id.Public())
 		// Signed by the right key, over another static key.
@@ -112,7 +112,7 @@ func TestBadIdentitySignature(t *testing.T) {
 }
 
 func TestSignatureByAnotherKey(t *testing.T) {
-	claimed, signer := testKey(t, peer.Ed25519, 2), testKey(t, peer.Ed25519, 3)
+	claimed, signer := sectest.Key(t, peer.Ed25519, 2), sectest.Key(t, peer.Ed25519, 3)
 	bothRoles(t, security.Params{}, func(e *evilPeer) []byte {
 		pub, _ := peer.MarshalPublicKey(claimed.Public())
 		sig, _ := signer.Sign(append([]byte(staticKeyPrefix), e.static.Public...))
@@ -122,8 +122,8 @@ func TestSignatureByAnotherKey(t *testing.T) {
 }
 
 func TestPeerIDMismatch(t *testing.T) {
-	actual, expected := testKey(t, peer.Secp256k1, 2), testKey(t, peer.Ed25519, 3)
-	bothRoles(t, security.Params{ExpectedPeer: idOf(t, expected)}, func(e *evilPeer) []byte {
+	actual, expected := sectest.Key(t, peer.Secp256k1, 2), sectest.Key(t, peer.Ed25519, 3)
+	bothRoles(t, security.Params{ExpectedPeer: sectest.IDOf(t, expected)}, func(e *evilPeer) []byte {
 		return e.signedPayload(actual, nil)
 	}, func(t *testing.T, err error) {
 		if !errors.Is(err, security.ErrPeerIDMismatch) {
@@ -133,8 +133,8 @@ func TestPeerIDMismatch(t *testing.T) {
 		if !errors.As(err, &me) {
 			t.Fatalf("error %v: want a *PeerIDMismatchError", err)
 		}
-		if me.Expected != idOf(t, expected) || me.Got != idOf(t, actual) {
-			t.Errorf("mismatch = {Expected %s, Got %s}, want {%s, %s}", me.Expected, me.Got, idOf(t, expected), idOf(t, actual))
+		if me.Expected != sectest.IDOf(t, expected) || me.Got != sectest.IDOf(t, actual) {
+			t.Errorf("mismatch = {Expected %s, Got %s}, want {%s, %s}", me.Expected, me.Got, sectest.IDOf(t, expected), sectest.IDOf(t, actual))
 		}
 	})
 }
@@ -207,7 +207,7 @@ func TestMessage1WithPayload(t *testing.T) {
 	err := runAgainstEvil(t, network.RoleResponder, security.Params{}, func(e *evilPeer) {
 		// The initiator MUST NOT send a payload (or extensions) in
 		// message 1, which is not yet encrypted.
-		e.write(e.signedPayload(testKey(t, peer.Ed25519, 2), []string{"/yamux/1.0.0"}))
+		e.write(e.signedPayload(sectest.Key(t, peer.Ed25519, 2), []string{"/yamux/1.0.0"}))
 	})
 	wantIs(security.ErrProtocol)(t, err)
 }
@@ -240,7 +240,7 @@ func TestShortMessage2(t *testing.T) {
 func TestCorruptedHandshakeCiphertext(t *testing.T) {
 	err := runAgainstEvil(t, network.RoleInitiator, security.Params{}, func(e *evilPeer) {
 		e.read()
-		msg, _, _, _ := e.hs.WriteMessage(nil, e.signedPayload(testKey(t, peer.Ed25519, 2), nil))
+		msg, _, _, _ := e.hs.WriteMessage(nil, e.signedPayload(sectest.Key(t, peer.Ed25519, 2), nil))
 		msg[len(msg)-1] ^= 1
 		writeRawFrame(e.conn, msg)
 	})
@@ -254,7 +254,7 @@ func TestStalledPeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ours, theirs := net.Pipe()
 		defer theirs.Close()
-		tr := newTransport(t, testKey(t, peer.Ed25519, 0), Config{})
+		tr := newTransport(t, sectest.Key(t, peer.Ed25519, 0), Config{})
 		go func() {
 			io.ReadFull(theirs, make([]byte, 2+32))
 		}()
@@ -271,7 +271,7 @@ func TestStalledPeer(t *testing.T) {
 		if !errors.As(err, &he) || he.Step != stepRead2 || !he.Timeout() {
 			t.Errorf("error %v: want a timeout HandshakeError at step %q", err, stepRead2)
 		}
-		assertClosed(t, "our raw conn", ours)
+		sectest.AssertClosed(t, "our raw conn", ours)
 	})
 }
 
@@ -281,7 +281,7 @@ func TestCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ours, theirs := net.Pipe()
 		defer theirs.Close()
-		tr := newTransport(t, testKey(t, peer.Ed25519, 0), Config{})
+		tr := newTransport(t, sectest.Key(t, peer.Ed25519, 0), Config{})
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(3*time.Second, cancel)
 		_, err := tr.Handshake(ctx, ours, security.Params{Role: network.RoleResponder})
@@ -293,27 +293,27 @@ func TestCancel(t *testing.T) {
 		if !errors.As(err, &he) || he.Step != stepRead1 {
 			t.Errorf("error %v: want a HandshakeError at step %q", err, stepRead1)
 		}
-		assertClosed(t, "our raw conn", ours)
+		sectest.AssertClosed(t, "our raw conn", ours)
 	})
 }
 
 // TestContextAfterHandshake: once the handshake returned, cancelling its
 // context does not affect the connection.
 func TestContextAfterHandshake(t *testing.T) {
-	ki, kr := testKey(t, peer.Ed25519, 0), testKey(t, peer.Ed25519, 1)
+	ki, kr := sectest.Key(t, peer.Ed25519, 0), sectest.Key(t, peer.Ed25519, 1)
 	c1, c2 := net.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
-	ri, rr := handshakePair(ctx, newTransport(t, ki, Config{}), newTransport(t, kr, Config{}), c1, c2, security.Params{}, security.Params{})
-	defer closeBoth(ri, rr)
-	if ri.err != nil || rr.err != nil {
-		t.Fatalf("handshake: %v, %v", ri.err, rr.err)
+	ri, rr := sectest.Pair(ctx, newTransport(t, ki, Config{}), newTransport(t, kr, Config{}), c1, c2, security.Params{}, security.Params{})
+	defer sectest.CloseAll(ri, rr)
+	if ri.Err != nil || rr.Err != nil {
+		t.Fatalf("handshake: %v, %v", ri.Err, rr.Err)
 	}
 	cancel()
-	sectest.Exchange(t, ri.conn, rr.conn)
+	sectest.Exchange(t, ri.Conn, rr.Conn)
 }
 
 func TestInvalidParams(t *testing.T) {
-	tr := newTransport(t, testKey(t, peer.Ed25519, 0), Config{})
+	tr := newTransport(t, sectest.Key(t, peer.Ed25519, 0), Config{})
 	for name, p := range map[string]security.Params{
 		"no role":          {},
 		"empty muxer name": {Role: network.RoleInitiator, Muxers: []string{""}},
@@ -323,7 +323,7 @@ func TestInvalidParams(t *testing.T) {
 			defer theirs.Close()
 			_, err := tr.Handshake(context.Background(), ours, p)
 			wantIs(security.ErrInvalidParams)(t, err)
-			assertClosed(t, "raw conn", ours)
+			sectest.AssertClosed(t, "raw conn", ours)
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/security/internal/sectest"
 )
 
 func TestStaticKeyRotation(t *testing.T) {
@@ -15,7 +16,7 @@ func TestStaticKeyRotation(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 
-	tr := newTransport(t, testKey(t, peer.Ed25519, 0), Config{StaticKeyLifetime: time.Minute, Now: clock})
+	tr := newTransport(t, sectest.Key(t, peer.Ed25519, 0), Config{StaticKeyLifetime: time.Minute, Now: clock})
 	first, err := tr.statics.get()
 	if err != nil {
 		t.Fatal(err)
@@ -29,14 +30,14 @@ func TestStaticKeyRotation(t *testing.T) {
 	if second == first || bytes.Equal(second.pub, first.pub) {
 		t.Fatalf("static key not replaced once its lifetime ended")
 	}
-	ok, err := testKey(t, peer.Ed25519, 0).Public().Verify(append([]byte(staticKeyPrefix), second.pub...), second.identitySig)
+	ok, err := sectest.Key(t, peer.Ed25519, 0).Public().Verify(append([]byte(staticKeyPrefix), second.pub...), second.identitySig)
 	if err != nil || !ok {
 		t.Errorf("signature of the new static key does not verify: %v, %v", ok, err)
 	}
 }
 
 func TestFreshStaticKeyPerHandshake(t *testing.T) {
-	tr := newTransport(t, testKey(t, peer.Ed25519, 0), Config{StaticKeyLifetime: -1})
+	tr := newTransport(t, sectest.Key(t, peer.Ed25519, 0), Config{StaticKeyLifetime: -1})
 	a, _ := tr.statics.get()
 	b, _ := tr.statics.get()
 	if bytes.Equal(a.pub, b.pub) {
@@ -45,7 +46,7 @@ func TestFreshStaticKeyPerHandshake(t *testing.T) {
 }
 
 func TestDefaultLifetime(t *testing.T) {
-	tr := newTransport(t, testKey(t, peer.Ed25519, 0), Config{})
+	tr := newTransport(t, sectest.Key(t, peer.Ed25519, 0), Config{})
 	if tr.statics.lifetime != DefaultStaticKeyLifetime {
 		t.Errorf("lifetime = %v, want %v", tr.statics.lifetime, DefaultStaticKeyLifetime)
 	}
