@@ -25,6 +25,7 @@ const (
 	DefaultDuplicateGrace     = 10 * time.Second
 	DefaultHelloTimeout       = 10 * time.Second
 	DefaultProbeTimeout       = 500 * time.Millisecond
+	DefaultCloseTimeout       = 5 * time.Second
 )
 
 // Security protocol IDs for Config.Security.
@@ -98,6 +99,10 @@ type Config struct {
 	// HelloTimeout bounds the hello exchange on a new connection.
 	// Default 10 s.
 	HelloTimeout time.Duration
+	// CloseTimeout bounds a graceful close (Conn.Close, Host.Close): the
+	// time its streams get to end and its data to be delivered before the
+	// connection is closed anyway. Default 5 s.
+	CloseTimeout time.Duration
 	// ProbeTimeout bounds the ping that probes an older connection to a
 	// peer without the hello protocol before a duplicate is closed.
 	// Default 500 ms.
@@ -138,11 +143,12 @@ func (cfg Config) populate() (Config, error) {
 	def(&cfg.DuplicateGrace, DefaultDuplicateGrace)
 	def(&cfg.HelloTimeout, DefaultHelloTimeout)
 	def(&cfg.ProbeTimeout, DefaultProbeTimeout)
+	def(&cfg.CloseTimeout, DefaultCloseTimeout)
 	if cfg.TieRetries == 0 {
 		cfg.TieRetries = DefaultTieRetries
 	}
 	for _, d := range []time.Duration{cfg.NegotiationTimeout, cfg.DialStagger, cfg.DialTimeout, cfg.BackoffBase,
-		cfg.BackoffCap, cfg.DuplicateGrace, cfg.HelloTimeout, cfg.ProbeTimeout} {
+		cfg.BackoffCap, cfg.DuplicateGrace, cfg.HelloTimeout, cfg.ProbeTimeout, cfg.CloseTimeout} {
 		if d < 0 {
 			return cfg, fmt.Errorf("%w: durations must not be negative", ErrInvalidConfig)
 		}

@@ -185,21 +185,33 @@ func (h *Host) serveConn(c *Conn) {
 	h.removeConn(c)
 }
 
-// closeWith closes c, recording why, unless it is closed already.
-func (c *Conn) closeWith(reason error) {
+// closeWith closes c, recording why, unless it is closed already. With a
+// positive grace it shuts the session down gracefully (muxer Shutdown: the
+// streams end, everything written is delivered, FIN not RST), waiting at
+// most grace; with 0 it closes at once, for connections known dead or
+// stale.
+func (c *Conn) closeWith(reason error, grace time.Duration) {
 	c.closeOnce.Do(func() {
 		c.h.mu.Lock()
 		if c.reason == nil {
 			c.reason = reason
 		}
 		c.h.mu.Unlock()
-		_ = c.Conn.Close()
+		if grace <= 0 {
+			_ = c.Conn.Close()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		_ = c.Session().Shutdown(ctx)
 	})
 }
 
-// Close closes the connection.
+// Close closes the connection gracefully: its streams get
+// Config.CloseTimeout to end, and everything written on them before is
+// delivered to the peer.
 func (c *Conn) Close() error {
-	c.closeWith(errClosedByUser)
+	c.closeWith(errClosedByUser, c.h.cfg.CloseTimeout)
 	return nil
 }
 
@@ -318,7 +330,7 @@ func (h *Host) helloReceived(c *Conn, m hello) {
 
 	for _, x := range stale {
 		h.emit(DuplicateResolved{Peer: x.RemotePeer(), Rule: ResolvedByIncarnation, SurvivorSeq: survivorSeq, ClosedSeq: x.seq, Immediate: true})
-		x.closeWith(ErrStaleIncarnation)
+		x.closeWith(ErrStaleIncarnation, 0)
 	}
 	for _, x := range losers {
 		h.emit(DuplicateResolved{Peer: x.RemotePeer(), Rule: ResolvedBySequence, SurvivorSeq: survivorSeq, ClosedSeq: x.seq})
@@ -326,33 +338,17 @@ func (h *Host) helloReceived(c *Conn, m hello) {
 	}
 }
 
-// drain closes c once its streams have ended, or after the grace period.
+// drain closes c gracefully once its streams have ended, waiting at most
+// the grace period. Streams the peer opens on c before it has decided too
+// keep c open until they end; a stream cut by the close before its
+// protocol was agreed is retried by the peer's NewStream on the survivor.
 func (h *Host) drain(c *Conn, reason error) {
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		t := time.NewTimer(h.cfg.DuplicateGrace)
-		defer t.Stop()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for c.numStreams() > 0 {
-			select {
-			case <-tick.C:
-			case <-t.C:
-				c.closeWith(reason)
-				return
-			case <-c.Done():
-				return
-			case <-h.ctx.Done():
-				return
-			}
-		}
-		c.closeWith(reason)
+		c.closeWith(reason, h.cfg.DuplicateGrace)
 	}()
 }
-
-// numStreams is the number of open streams of the connection.
-func (c *Conn) numStreams() int { return c.Session().NumStreams() }
 
 // markLegacy records that the peer does not speak the hello protocol and,
 // if it now has several connections, resolves them by probing: each older
@@ -394,7 +390,7 @@ func (h *Host) probeAndResolve(group []*Conn) {
 		cancel()
 		if err != nil {
 			h.emit(DuplicateResolved{Peer: x.RemotePeer(), Rule: ResolvedByProbe, SurvivorSeq: newest.seq, ClosedSeq: x.seq, Immediate: true})
-			x.closeWith(fmt.Errorf("%w: %w", ErrProbeFailed, err))
+			x.closeWith(fmt.Errorf("%w: %w", ErrProbeFailed, err), 0)
 			continue
 		}
 		h.mu.Lock()

@@ -194,8 +194,9 @@ func (h *Host) ListenerStats() []upgrader.ListenerStats {
 	return out
 }
 
-// Close closes the listeners and every connection, stops every dial and
-// keeper, and waits for all the host's goroutines. It is idempotent.
+// Close closes the listeners and every connection, gracefully (each gets
+// at most Config.CloseTimeout, in parallel), stops every dial and keeper,
+// and waits for all the host's goroutines. It is idempotent.
 func (h *Host) Close() error {
 	h.mu.Lock()
 	if h.closed {
@@ -215,9 +216,12 @@ func (h *Host) Close() error {
 	for _, l := range ls {
 		_ = l.Close()
 	}
+	var wg sync.WaitGroup
 	for _, c := range conns {
-		c.closeWith(ErrHostClosed)
+		wg.Add(1)
+		go func() { defer wg.Done(); c.closeWith(ErrHostClosed, h.cfg.CloseTimeout) }()
 	}
+	wg.Wait()
 	h.wg.Wait()
 	return nil
 }
