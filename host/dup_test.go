@@ -147,7 +147,9 @@ func TestDuplicateRestartedPeer(t *testing.T) {
 		reconnect := time.Since(start)
 		// Right after the reconnect, as the server sees it: once the new
 		// connection is in its table, its streams must land there.
-		if !waitUntil(t, time.Second, func() bool { return len(server.Conns(restarted.ID())) == 2 || len(server.Conns(restarted.ID())) == 1 && server.Conns(restarted.ID())[0].Seq() == 2 }) {
+		if !waitUntil(t, time.Second, func() bool {
+			return len(server.Conns(restarted.ID())) == 2 || len(server.Conns(restarted.ID())) == 1 && server.Conns(restarted.ID())[0].Seq() == 2
+		}) {
 			t.Fatalf("run %d: server never saw the new connection", run)
 		}
 		s, err := server.NewStream(context.Background(), restarted.ID(), "/test/echo")
