@@ -97,7 +97,7 @@ func (t *Transport) LocalPeer() peer.ID { return t.local }
 func (t *Transport) Handshake(ctx context.Context, raw net.Conn, p security.Params) (security.Conn, error) {
 	if err := p.Validate(); err != nil {
 		_ = raw.Close()
-		return nil, security.StepError(ctx, ID, stepStart, err)
+		return nil, &security.HandshakeError{Protocol: ID, Step: stepStart, Err: err}
 	}
 	stop := hsio.Watch(ctx, raw)
 	h := &handshake{ctx: ctx, t: t, raw: raw, p: p}

@@ -270,3 +270,21 @@ func TestCancel(t *testing.T) {
 		sectest.AssertClosed(t, "our raw conn", ours)
 	})
 }
+
+func TestInvalidParams(t *testing.T) {
+	tr := newTransport(t, sectest.Key(t, peer.Ed25519, 0), Config{})
+	for name, p := range map[string]security.Params{
+		"no role":          {},
+		"empty muxer name": {Role: network.RoleInitiator, Muxers: []string{""}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ours, theirs := net.Pipe()
+			defer theirs.Close()
+			_, err := tr.Handshake(context.Background(), ours, p)
+			if !errors.Is(err, security.ErrInvalidParams) {
+				t.Errorf("error %v, want ErrInvalidParams", err)
+			}
+			sectest.AssertClosed(t, "raw conn", ours)
+		})
+	}
+}

@@ -90,7 +90,8 @@ func (t *Transport) Handshake(ctx context.Context, raw net.Conn, p security.Para
 		return security.StepError(ctx, ID, step, err)
 	}
 	if err := p.Validate(); err != nil {
-		return nil, fail(stepStart, err)
+		_ = raw.Close()
+		return nil, &security.HandshakeError{Protocol: ID, Step: stepStart, Err: err}
 	}
 	cert, err := t.certs.get()
 	if err != nil {
