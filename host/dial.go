@@ -20,11 +20,11 @@ import (
 var ErrBackoff = errors.New("host: all addresses backing off")
 
 // DialError is the error of a failed Connect: the peer, the error of each
-// address tried, and for ErrBackoff the earliest retry time.
+// address tried, and when the first address leaves its backoff.
 type DialError struct {
 	Peer   peer.ID
 	Errs   []AddrError
-	Retry  time.Time
+	Retry  time.Time // zero if no address is backing off
 	Reason error // ErrBackoff, ErrNoConnection, ErrHostClosed or a context's cause; nil if Errs say it all
 }
 
@@ -266,7 +266,7 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 		}
 		return nil, &DialError{Peer: ps.id, Reason: ErrHostClosed}
 	}
-	de := &DialError{Peer: ps.id, Errs: errs}
+	de := &DialError{Peer: ps.id, Errs: errs, Retry: h.nextRetry(ps)}
 	if ctx.Err() != nil {
 		de.Reason = context.Cause(ctx)
 	}
@@ -278,7 +278,7 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 func (h *Host) dialAddr(ctx context.Context, p peer.ID, a ma.Multiaddr) (*upgrader.Conn, error) {
 	tie := simopen.Backoff{Base: 50 * time.Millisecond, Cap: time.Second}
 	for attempt := 0; ; attempt++ {
-		raw, err := h.tr.Dial(ctx, a)
+		raw, err := h.dialRaw(ctx, a)
 		if err != nil {
 			return nil, err
 		}
@@ -317,15 +317,26 @@ func (h *Host) dialFailed(ps *peerState, a ma.Multiaddr, err error) {
 // backoffDelay is the delay after the n-th consecutive failure: uniform in
 // [0, min(cap, base·2^(n-1))), full jitter.
 func (h *Host) backoffDelay(n int) time.Duration {
-	return simopen.Backoff{Base: h.cfg.BackoffBase, Cap: h.cfg.BackoffCap, Rand: h.jitter()}.Delay(n - 1)
+	return simopen.Backoff{Base: h.cfg.BackoffBase, Cap: h.cfg.BackoffCap, Rand: h.jitter}.Delay(n - 1)
 }
 
-// jitter is the source of backoff jitter; math/rand/v2's global one.
-func (h *Host) jitter() interface{ Int64N(int64) int64 } { return globalRand{} }
-
+// globalRand is math/rand/v2's global generator, safe for concurrent use.
 type globalRand struct{}
 
 func (globalRand) Int64N(n int64) int64 { return rand.Int64N(n) }
+
+// nextRetry is when the first of ps's addresses leaves its backoff.
+func (h *Host) nextRetry(ps *peerState) time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var t time.Time
+	for _, b := range ps.addrs.backoff {
+		if t.IsZero() || b.Until.Before(t) {
+			t = b.Until
+		}
+	}
+	return t
+}
 
 func (h *Host) dialSucceeded(ps *peerState, a ma.Multiaddr) {
 	h.mu.Lock()

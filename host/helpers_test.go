@@ -116,3 +116,5 @@ func mustKey(t testing.TB) peer.PrivKey {
 	}
 	return k
 }
+
+type peerAddrInfo = peer.AddrInfo

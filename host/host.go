@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -46,6 +47,13 @@ type Host struct {
 	tr   *tcp.Transport
 	up   *upgrader.Upgrader
 	msel *multistream.MultistreamMuxer[string] // inbound stream negotiation
+
+	// dialRaw makes the raw connection of a dial: the TCP transport's
+	// Dial; tests replace it with in-memory pipes to run under synctest.
+	dialRaw func(ctx context.Context, a ma.Multiaddr) (net.Conn, error)
+	// jitter draws backoff jitter; math/rand/v2's generator unless a test
+	// makes it reproducible.
+	jitter interface{ Int64N(int64) int64 }
 
 	ctx    context.Context // ends at Close; parent of every goroutine's work
 	cancel context.CancelFunc
@@ -91,6 +99,14 @@ func New(cfg Config) (*Host, error) {
 		peers:    map[peer.ID]*peerState{},
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.jitter = globalRand{}
+	h.dialRaw = func(ctx context.Context, a ma.Multiaddr) (net.Conn, error) {
+		c, err := h.tr.Dial(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
 	h.up, err = upgrader.New(upgrader.Config{
 		Identity: cfg.Identity, Security: secs, Muxers: []muxer.Muxer{ym},
 		HandshakeTimeout: cfg.HandshakeTimeout, MaxInboundUpgrades: cfg.MaxInboundUpgrades,
@@ -233,6 +249,6 @@ func (h *Host) emit(e Event) {
 }
 
 // upgradeOutbound is the dial path's use of the upgrader.
-func (h *Host) upgradeOutbound(ctx context.Context, raw *tcp.Conn, p peer.ID) (*upgrader.Conn, error) {
+func (h *Host) upgradeOutbound(ctx context.Context, raw net.Conn, p peer.ID) (*upgrader.Conn, error) {
 	return h.up.Upgrade(ctx, raw, network.DirOutbound, p)
 }
