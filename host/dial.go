@@ -25,7 +25,7 @@ type DialError struct {
 	Peer   peer.ID
 	Errs   []AddrError
 	Retry  time.Time // zero if no address is backing off
-	Reason error // ErrBackoff, ErrNoConnection, ErrHostClosed or a context's cause; nil if Errs say it all
+	Reason error     // ErrBackoff, ErrNoConnection, ErrHostClosed or a context's cause; nil if Errs say it all
 }
 
 // AddrError is the failure of one address.
