@@ -327,3 +327,27 @@ func TestInvalidParams(t *testing.T) {
 		})
 	}
 }
+
+// TestStalledInitiator: the initiator sends message 1, reads message 2 and
+// then says nothing; our responder's error names message 3.
+func TestStalledInitiator(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ours, theirs := net.Pipe()
+		defer theirs.Close()
+		tr := newTransport(t, sectest.Key(t, peer.Ed25519, 0), Config{})
+		e := newEvilPeer(t, theirs, true)
+		go func() {
+			if e.write(nil) == nil {
+				e.read()
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := tr.Handshake(ctx, ours, security.Params{Role: network.RoleResponder})
+		var he *security.HandshakeError
+		if !errors.As(err, &he) || he.Step != stepRead3 || !errors.Is(err, security.ErrHandshakeTimeout) {
+			t.Errorf("error %v: want a timeout at step %q", err, stepRead3)
+		}
+		sectest.AssertClosed(t, "our raw conn", ours)
+	})
+}
