@@ -144,9 +144,7 @@ func buildSecurity(k peer.PrivKey, ids []string) ([]security.Transport, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, id, err)
 		}
-		if t != nil {
-			out = append(out, t)
-		}
+		out = append(out, t)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: no security protocol", ErrInvalidConfig)

@@ -101,3 +101,31 @@ func TestCloseIsIdempotentAndStopsEverything(t *testing.T) {
 		t.Errorf("b still has %d conns to the closed host", len(b.Conns(a.ID())))
 	}
 }
+
+func TestSecurityChoices(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a, b []string
+		want string
+	}{
+		{"tls only", []string{SecurityTLS}, []string{SecurityTLS}, SecurityTLS},
+		{"noise only", []string{SecurityNoise}, []string{SecurityNoise}, SecurityNoise},
+		{"dialer prefers tls", []string{SecurityTLS, SecurityNoise}, nil, SecurityTLS},
+		{"listener has tls only", nil, []string{SecurityTLS}, SecurityTLS},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newHost(t, Config{Security: tc.a}), newHost(t, Config{Security: tc.b})
+			c, err := a.Connect(context.Background(), b.AddrInfo())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Security() != tc.want || !c.MuxerInlined() {
+				t.Errorf("security %s (muxer inlined %v), want %s inlined", c.Security(), c.MuxerInlined(), tc.want)
+			}
+			echo(t, a, b.ID(), "over "+tc.want)
+		})
+	}
+	if _, err := New(Config{Security: []string{"/plaintext/2.0.0"}}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("unknown security protocol: %v, want ErrInvalidConfig", err)
+	}
+}

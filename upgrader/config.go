@@ -13,6 +13,7 @@ import (
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/security"
 	"github.com/concordp2p/concord/security/noise"
+	"github.com/concordp2p/concord/security/tls"
 )
 
 // Defaults for the zero values of Config.
@@ -33,7 +34,8 @@ type Config struct {
 	Identity peer.PrivKey
 
 	// Security lists the security transports, most preferred first; they
-	// are proposed in this order. Default: Noise, built from Identity.
+	// are proposed in this order. Default: Noise, then TLS, built from
+	// Identity.
 	Security []security.Transport
 
 	// Muxers lists the stream multiplexers, most preferred first.
@@ -102,7 +104,11 @@ func (cfg Config) populate() (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("%w: default Noise transport: %w", ErrInvalidConfig, err)
 		}
-		cfg.Security = []security.Transport{n}
+		t, err := tls.New(cfg.Identity, tls.Config{})
+		if err != nil {
+			return cfg, fmt.Errorf("%w: default TLS transport: %w", ErrInvalidConfig, err)
+		}
+		cfg.Security = []security.Transport{n, t}
 	} else {
 		cfg.Security = append([]security.Transport(nil), cfg.Security...)
 	}
