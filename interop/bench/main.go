@@ -152,7 +152,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&o.heapProf, "heapprofile", "", "write a heap profile at the peak of the idle workload to this file (the last run)")
 	flag.IntVar(&o.readBuf, "concord-yamux-readbuf", 0, "analysis only: Concord's yamux ReadBufferSize (0: Concord's default; -1: no read buffer)")
-	flag.UintVar(&o.maxMsg, "concord-yamux-maxmsg", 0, "analysis only: Concord's yamux MaxMessageSize (0: Concord's default, 64 KiB)")
+	flag.UintVar(&o.maxMsg, "concord-yamux-maxmsg", 0, "analysis only: Concord's yamux MaxMessageSize (0: Concord's default, 65519)")
 	flag.Parse()
 	if only != "" {
 		o.only = map[string]bool{}

@@ -29,7 +29,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"InitialStreamWindowSize", yc.InitialStreamWindowSize, uint32(256 << 10)},
 		{"MaxStreamWindowSize", yc.MaxStreamWindowSize, uint32(8 << 20)},
 		{"ReadBufSize", yc.ReadBufSize, 4096},
-		{"MaxMessageSize", yc.MaxMessageSize, uint32(64 << 10)},
+		{"MaxMessageSize", yc.MaxMessageSize, uint32(65519)}, // one Noise message
 		{"LogOutput", yc.LogOutput, io.Writer(io.Discard)},
 	} {
 		if c.got != c.want {

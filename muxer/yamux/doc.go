@@ -36,8 +36,9 @@
 //     refuses less) and grows, while the application reads faster than the
 //     RTT allows, up to 8 MiB (go-yamux's default is 16 MiB): 80 MB/s per
 //     stream at 100 ms RTT, half the worst-case buffering.
-//   - Frames of at most 64 KiB, a 4 KiB read buffer, RTT measured every
-//     30 s (go-yamux's defaults).
+//   - Frames of at most 65519 bytes, header included, so that a full frame
+//     fits one Noise message (go-yamux's 64 KiB needs two); a 4 KiB read
+//     buffer and RTT measured every 30 s (go-yamux's defaults).
 //   - No logging: go-yamux's log lines go to io.Discard unless Config.Logger
 //     is set, then to slog.
 //
