@@ -108,6 +108,10 @@ type Config struct {
 	// Default 500 ms.
 	ProbeTimeout time.Duration
 
+	// Protocols chooses the stream protocols the host serves itself:
+	// ping by default; echo and perf when configured.
+	Protocols Protocols
+
 	// Observer, if not nil, receives every Event, synchronously; it must
 	// not block.
 	Observer func(Event)

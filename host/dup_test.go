@@ -63,8 +63,8 @@ func crossingDial(t *testing.T, a, b *Host) {
 	if errs[0] != nil || errs[1] != nil {
 		t.Fatalf("crossing Connects: %v / %v", errs[0], errs[1])
 	}
-	echo(t, a, b.ID(), "a to b during resolution")
-	echo(t, b, a.ID(), "b to a during resolution")
+	echoOver(t, a, b.ID(), "a to b during resolution")
+	echoOver(t, b, a.ID(), "b to a during resolution")
 }
 
 func TestDuplicateCrossingDials(t *testing.T) {
@@ -80,7 +80,7 @@ func TestDuplicateCrossingDials(t *testing.T) {
 				if err := converged(t, a, b); err != nil {
 					t.Fatalf("run %d: %v", run, err)
 				}
-				echo(t, a, b.ID(), "after convergence")
+				echoOver(t, a, b.ID(), "after convergence")
 				closed += log.count(func(e Event) bool { _, ok := e.(DuplicateResolved); return ok })
 				_ = a.Close()
 				_ = b.Close()
@@ -104,7 +104,7 @@ func TestDuplicateSecondAddressConcurrently(t *testing.T) {
 		if _, err := a.Connect(context.Background(), b.AddrInfo()); err != nil {
 			t.Fatal(err)
 		}
-		echo(t, a, b.ID(), "first")
+		echoOver(t, a, b.ID(), "first")
 		if err := converged(t, a, b); err != nil {
 			t.Fatalf("run %d: %v", run, err)
 		}
@@ -160,7 +160,7 @@ func TestDuplicateRestartedPeer(t *testing.T) {
 			t.Errorf("run %d: the server's stream went to connection %d, want the new one (2)", run, s.Conn().Seq())
 		}
 		_ = s.Reset()
-		echo(t, server, restarted.ID(), "server to the restarted client")
+		echoOver(t, server, restarted.ID(), "server to the restarted client")
 		if !waitUntil(t, time.Second, func() bool {
 			cs := server.Conns(restarted.ID())
 			if len(cs) != 1 {

@@ -61,7 +61,7 @@ func newHost(t testing.TB, cfg Config) *Host {
 	return h
 }
 
-func echo(t testing.TB, h *Host, p peer.ID, msg string) {
+func echoOver(t testing.TB, h *Host, p peer.ID, msg string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -117,6 +117,7 @@ func New(cfg Config) (*Host, error) {
 		return nil, err
 	}
 	h.setHandler(HelloProtocolID, h.serveHello)
+	h.serveProtocols()
 	for _, a := range cfg.ListenAddrs {
 		if err := h.listen(a); err != nil {
 			_ = h.Close()

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/concordp2p/concord/host/echo"
+	"github.com/concordp2p/concord/host/perf"
 	"github.com/concordp2p/concord/peer"
 )
 
@@ -19,12 +21,12 @@ func TestConnectAndStreams(t *testing.T) {
 	if c.RemotePeer() != b.ID() {
 		t.Fatalf("connected to %s, want %s", c.RemotePeer(), b.ID())
 	}
-	echo(t, a, b.ID(), "a to b")
+	echoOver(t, a, b.ID(), "a to b")
 	// b can open streams on the connection a made.
 	if !waitUntil(t, time.Second, func() bool { return len(b.Conns(a.ID())) == 1 }) {
 		t.Fatalf("b has %d conns to a, want 1", len(b.Conns(a.ID())))
 	}
-	echo(t, b, a.ID(), "b to a")
+	echoOver(t, b, a.ID(), "b to a")
 	// A second Connect returns the same connection.
 	c2, err := a.Connect(context.Background(), b.AddrInfo())
 	if err != nil || c2 != c {
@@ -45,7 +47,7 @@ func TestUnknownProtocolIsRefusedNotHung(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("refusal took %v", d)
 	}
-	echo(t, a, b.ID(), "still usable")
+	echoOver(t, a, b.ID(), "still usable")
 }
 
 func TestConcurrentConnectsShareOneDial(t *testing.T) {
@@ -122,10 +124,46 @@ func TestSecurityChoices(t *testing.T) {
 			if c.Security() != tc.want || !c.MuxerInlined() {
 				t.Errorf("security %s (muxer inlined %v), want %s inlined", c.Security(), c.MuxerInlined(), tc.want)
 			}
-			echo(t, a, b.ID(), "over "+tc.want)
+			echoOver(t, a, b.ID(), "over "+tc.want)
 		})
 	}
 	if _, err := New(Config{Security: []string{"/plaintext/2.0.0"}}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("unknown security protocol: %v, want ErrInvalidConfig", err)
+	}
+}
+
+func TestBuiltinProtocols(t *testing.T) {
+	a := newHost(t, Config{})
+	b := newHost(t, Config{Protocols: Protocols{Echo: &echo.Server{}, Perf: &perf.Server{}}})
+	if _, err := a.Connect(context.Background(), b.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rtt, err := a.Ping(ctx, b.ID())
+	if err != nil || rtt <= 0 {
+		t.Fatalf("Ping = %v, %v", rtt, err)
+	}
+	s, err := a.NewStream(ctx, b.ID(), echo.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := echo.Echo(ctx, s, []byte("echo served by the host"))
+	_ = s.Close()
+	if err != nil || string(got) != "echo served by the host" {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
+	s, err = a.NewStream(ctx, b.ID(), perf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := perf.Run(ctx, s, 1<<20, 3<<20, nil)
+	_ = s.Close()
+	if err != nil || res.Uploaded != 1<<20 || res.Downloaded != 3<<20 {
+		t.Fatalf("perf = %+v, %v", res, err)
+	}
+	// a serves neither echo nor perf: refused, not hung.
+	if _, err := b.NewStream(ctx, a.ID(), perf.ID); !errors.Is(err, ErrProtocolNotSupported) {
+		t.Errorf("perf on a host not serving it: %v, want ErrProtocolNotSupported", err)
 	}
 }
