@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/concordp2p/concord/host/internal/watchdog"
 	"io"
 	"time"
 )
@@ -73,13 +74,13 @@ func (srv Server) Serve(ctx context.Context, s Stream) (err error) {
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
-	w := watch(ctx, s, idle)
+	w := watchdog.Watch(ctx, s, idle)
 	defer func() {
-		err = w.release(ctx, err)
+		err = w.Release(ctx, err, ErrIdleTimeout)
 		if err == nil || errors.Is(err, ErrIdleTimeout) {
 			_ = s.Close()
 		} else {
-			abort(s)
+			watchdog.Abort(s)
 		}
 	}()
 	buf := make([]byte, bufSize)
@@ -114,8 +115,8 @@ func (srv Server) Serve(ctx context.Context, s Stream) (err error) {
 // ended the stream cleanly but the reply differs (or is longer: Echo reads
 // at most one byte beyond len(msg)), or the I/O error that ended it.
 func Echo(ctx context.Context, s Stream, msg []byte) (reply []byte, err error) {
-	w := watch(ctx, s, 0)
-	defer func() { err = w.release(ctx, err) }()
+	w := watchdog.Watch(ctx, s, 0)
+	defer func() { err = w.Release(ctx, err, ErrIdleTimeout) }()
 
 	written := make(chan error, 1)
 	go func() {
@@ -136,7 +137,7 @@ func Echo(ctx context.Context, s Stream, msg []byte) (reply []byte, err error) {
 			break
 		}
 		if err != nil {
-			w.fail() // unblock the writer if it waits for credit
+			w.Fail() // unblock the writer if it waits for credit
 			<-written
 			return reply, fmt.Errorf("echo: reading reply: %w", err)
 		}
@@ -144,7 +145,7 @@ func Echo(ctx context.Context, s Stream, msg []byte) (reply []byte, err error) {
 	if !bytes.Equal(reply, msg) {
 		// The server ended or overran the reply: whatever the writer is
 		// still doing is moot.
-		w.fail()
+		w.Fail()
 		<-written
 		return reply, fmt.Errorf("%w: got %d bytes, want %d", ErrMismatch, len(reply), len(msg))
 	}

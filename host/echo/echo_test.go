@@ -217,21 +217,21 @@ func FuzzServe(f *testing.F) {
 		}
 		s := newFakeStream(in)
 		err := srv.Serve(context.Background(), s)
-		out := s.out.Bytes()
+		out := s.Out.Bytes()
 		if unlimited || len(in) <= limit {
 			if !bytes.Equal(out, in) {
 				t.Errorf("echoed %d bytes, want all %d of the input", len(out), len(in))
 			}
-			if err != nil || !s.closed || s.reset {
-				t.Errorf("Serve: %v (closed %v, reset %v); want nil, closed", err, s.closed, s.reset)
+			if err != nil || !s.Closed || s.WasReset {
+				t.Errorf("Serve: %v (closed %v, reset %v); want nil, closed", err, s.Closed, s.WasReset)
 			}
 			return
 		}
 		if len(out) > limit || !bytes.Equal(out, in[:len(out)]) {
 			t.Errorf("echoed %d bytes, want a prefix of the input of at most %d", len(out), limit)
 		}
-		if !errors.Is(err, ErrTooLarge) || !s.reset {
-			t.Errorf("Serve: %v (reset %v); want ErrTooLarge and a reset", err, s.reset)
+		if !errors.Is(err, ErrTooLarge) || !s.WasReset {
+			t.Errorf("Serve: %v (reset %v); want ErrTooLarge and a reset", err, s.WasReset)
 		}
 	})
 }

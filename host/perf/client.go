@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/concordp2p/concord/host/internal/watchdog"
 	"io"
 	"time"
 )
@@ -59,11 +60,11 @@ func (c Client) Run(ctx context.Context, s Stream, upload, download uint64, prog
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
-	w := watch(ctx, s, idle)
+	w := watchdog.Watch(ctx, s, idle)
 	m := meter{every: every, report: progress, start: time.Now()}
 	m.last = m.start
 	defer func() {
-		err = w.release(ctx, err)
+		err = w.Release(ctx, err, ErrIdleTimeout)
 		res.Uploaded, res.Downloaded = m.up, m.down
 	}()
 

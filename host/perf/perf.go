@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/concordp2p/concord/host/internal/watchdog"
 	"io"
 	"sync"
 	"time"
@@ -91,18 +92,18 @@ func (srv Server) Serve(ctx context.Context, s Stream) (err error) {
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
-	w := watch(ctx, s, idle)
+	w := watchdog.Watch(ctx, s, idle)
 	defer func() {
-		err = w.release(ctx, err)
+		err = w.Release(ctx, err, ErrIdleTimeout)
 		if err == nil || errors.Is(err, ErrIdleTimeout) {
 			_ = s.Close()
 		} else {
-			abort(s)
+			watchdog.Abort(s)
 		}
 	}()
 
 	var hdr [HeaderSize]byte
-	w.arm() // one deadline for the whole header, however it trickles in
+	w.Arm() // one deadline for the whole header, however it trickles in
 	if _, err := io.ReadFull(s, hdr[:]); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			err = fmt.Errorf("%w: %w", ErrTruncatedHeader, err)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/concordp2p/concord/host/internal/watchdog"
 	"io"
 	"time"
 )
@@ -70,20 +71,20 @@ func (srv Server) Serve(ctx context.Context, s Stream) (err error) {
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
-	w := watch(ctx, s, idle)
+	w := watchdog.Watch(ctx, s, idle)
 	defer func() {
-		err = w.release(ctx, err)
+		err = w.Release(ctx, err, ErrIdleTimeout)
 		if err == nil || errors.Is(err, ErrIdleTimeout) {
 			_ = s.Close()
 		} else {
-			abort(s)
+			watchdog.Abort(s)
 		}
 	}()
 	var buf [Size]byte
 	for {
 		// One deadline for the whole payload and its echo, so that a
 		// client trickling bytes cannot hold the stream open.
-		w.arm()
+		w.Arm()
 		if _, err := io.ReadFull(s, buf[:]); err != nil {
 			switch {
 			case err == io.EOF:
@@ -111,8 +112,8 @@ func Ping(ctx context.Context, s Stream, random io.Reader) (rtt time.Duration, e
 	if _, err := io.ReadFull(random, sent[:]); err != nil {
 		return 0, fmt.Errorf("ping: reading random payload: %w", err)
 	}
-	w := watch(ctx, s, 0)
-	defer func() { err = w.release(ctx, err) }()
+	w := watchdog.Watch(ctx, s, 0)
+	defer func() { err = w.Release(ctx, err, ErrIdleTimeout) }()
 	start := time.Now()
 	if _, err := w.Write(sent[:]); err != nil {
 		return 0, fmt.Errorf("ping: writing payload: %w", err)

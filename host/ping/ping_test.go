@@ -289,15 +289,15 @@ func FuzzServe(f *testing.F) {
 		s := newFakeStream(in)
 		err := Serve(context.Background(), s)
 		whole := len(in) / Size * Size
-		if got := s.out.Bytes(); !bytes.Equal(got, in[:whole]) {
+		if got := s.Out.Bytes(); !bytes.Equal(got, in[:whole]) {
 			t.Errorf("echoed %d bytes, want the first %d of the input", len(got), whole)
 		}
 		if whole == len(in) {
-			if err != nil || !s.closed || s.reset {
-				t.Errorf("Serve: %v (closed %v, reset %v); want nil, closed", err, s.closed, s.reset)
+			if err != nil || !s.Closed || s.WasReset {
+				t.Errorf("Serve: %v (closed %v, reset %v); want nil, closed", err, s.Closed, s.WasReset)
 			}
-		} else if !errors.Is(err, ErrTruncated) || !s.reset {
-			t.Errorf("Serve: %v (reset %v); want ErrTruncated and a reset", err, s.reset)
+		} else if !errors.Is(err, ErrTruncated) || !s.WasReset {
+			t.Errorf("Serve: %v (reset %v); want ErrTruncated and a reset", err, s.WasReset)
 		}
 	})
 }

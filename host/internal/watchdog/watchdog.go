@@ -1,0 +1,100 @@
+// Package watchdog bounds the I/O of the host's stream protocols (ping,
+// perf, echo): a context's end fails the operation in progress for good,
+// and an optional idle bound limits each Read and Write.
+package watchdog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// Stream is what a Watchdog watches: a stream with a deadline.
+type Stream interface {
+	io.Reader
+	io.Writer
+	Close() error
+	SetDeadline(time.Time) error
+}
+
+// aLongTimeAgo is a deadline in the past: setting it fails blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Watchdog wraps a Stream so that ctx's end fails the operation in progress
+// and, when idle is positive, each Read and Write must finish within idle of
+// its start. Once ctx has ended, its past deadline is never moved again, so
+// a later re-arm cannot undo a cancellation.
+type Watchdog struct {
+	s    Stream
+	idle time.Duration
+	stop func() bool
+
+	mu      sync.Mutex
+	expired bool // the deadline is in the past for good; guarded by mu
+}
+
+// Watch starts watching s for ctx and the idle bound (0: none).
+func Watch(ctx context.Context, s Stream, idle time.Duration) *Watchdog {
+	w := &Watchdog{s: s, idle: idle}
+	w.stop = context.AfterFunc(ctx, w.Fail)
+	return w
+}
+
+// Fail sets a deadline in the past, for good: operations in progress and
+// later ones fail.
+func (w *Watchdog) Fail() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.expired = true
+	_ = w.s.SetDeadline(aLongTimeAgo)
+}
+
+// Arm starts the idle bound for the next operation: the stream's deadline
+// becomes now plus the idle bound (no effect without one, or after Fail).
+func (w *Watchdog) Arm() {
+	if w.idle <= 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.expired {
+		_ = w.s.SetDeadline(time.Now().Add(w.idle))
+	}
+}
+
+func (w *Watchdog) Read(p []byte) (int, error) {
+	w.Arm()
+	return w.s.Read(p)
+}
+
+func (w *Watchdog) Write(p []byte) (int, error) {
+	w.Arm()
+	return w.s.Write(p)
+}
+
+// Release stops watching ctx and maps err: if ctx ended while the
+// operation ran, the result is context.Cause(ctx), even if the operation
+// itself finished, because the stream's deadline is now in the past; a
+// deadline error otherwise is the idle timeout's, reported as idleErr.
+func (w *Watchdog) Release(ctx context.Context, err, idleErr error) error {
+	if !w.stop() {
+		return context.Cause(ctx)
+	}
+	if err != nil && w.idle > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w (%v): %w", idleErr, w.idle, err)
+	}
+	return err
+}
+
+// Abort resets s if it can be reset, else closes it.
+func Abort(s Stream) {
+	if r, ok := s.(interface{ Reset() error }); ok {
+		_ = r.Reset()
+		return
+	}
+	_ = s.Close()
+}
