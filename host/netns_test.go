@@ -234,7 +234,7 @@ func TestNetnsBlackholeKeepalive(t *testing.T) {
 				t.Fatalf("B did not close its connection to the blackholed A within %v", tc.bound+slack+5*time.Second)
 			}
 			took := time.Unix(0, e.At).Sub(start)
-			t.Logf("keepalive %v + ping timeout %v: B detected the dead peer after %v (reason: %s)", tc.interval, tc.pto, took, e.Reason)
+			t.Logf("keepalive %s (bound %v): B detected the dead peer after %v (reason: %s)", tc.name, tc.bound, took, e.Reason)
 			if !e.Keepalive {
 				t.Errorf("ConnClosed reason %q, want one matching muxer.ErrKeepaliveTimeout", e.Reason)
 			}

@@ -1,0 +1,31 @@
+// Package host holds the interop tests of Concord's host
+// (github.com/concordp2p/concord/host) against a go-libp2p v0.51 host
+// (libp2p.New: TCP on 127.0.0.1 only, Noise, yamux, no relay, NAT or mDNS).
+//
+// The case covered is duplicate resolution with a peer that does not speak
+// Concord's hello protocol (spec/duplicates.md §5): go-libp2p dials the
+// Concord host twice at once — its swarm, configured with
+// swarm.NoDelayDialRanker, dials both of Concord's listen addresses in
+// parallel and keeps every connection that succeeds — while it opens echo
+// streams. Concord's hello proposal is answered "na", so both connections
+// are legacy; Concord probes the older one with a ping and drains the other.
+// Each run must end, within 1 s of go-libp2p's Connect returning, with
+// exactly one connection on each end (go-libp2p's Network().ConnsToPeer and
+// Concord's Conns), the same one (local and remote multiaddrs mirrored), and
+// every stream opened meanwhile must echo its bytes in full. The same holds
+// for crossing dials (Concord and go-libp2p Connect to each other at once).
+//
+// go-libp2p cancels a dial still upgrading once another has succeeded,
+// resetting that connection, so only some runs of the double dial leave it
+// holding two connections; the test counts them and needs at least a tenth.
+//
+// Known limit, measured: go-libp2p chooses the connection for a new stream
+// itself (the one with the most streams, else any), and its NewStream does
+// not retry on another connection. A stream it opens on the connection
+// Concord has just drained fails inside NewStream (the GoAway arrived first),
+// before any byte of the stream is written; the tests then open it once
+// more, as an application would, and count it. No written byte is lost.
+//
+// The tests use real loopback sockets; a run takes a few tens of
+// milliseconds; the double dial repeats for about 20 s.
+package host
