@@ -59,16 +59,16 @@ type helperConfig struct {
 
 // childConn describes one connection of a child's table.
 type childConn struct {
-	Seq         uint64
-	RemoteInc   string // the peer's incarnation from its hello, "" without
-	RemoteSeq   uint64 // the peer's sequence number from its hello
-	Draining    bool
-	Closed      bool
-	Direction   string
-	Role        string
-	Election    bool // the connection went through a simopen election
-	Local       string
-	Remote      string
+	Seq       uint64
+	RemoteInc string // the peer's incarnation from its hello, "" without
+	RemoteSeq uint64 // the peer's sequence number from its hello
+	Draining  bool
+	Closed    bool
+	Direction string
+	Role      string
+	Election  bool // the connection went through a simopen election
+	Local     string
+	Remote    string
 }
 
 // childReply is a helper process's answer to one command.
