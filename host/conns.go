@@ -57,8 +57,10 @@ type Conn struct {
 	reason    error // why the host closed it
 }
 
-// Seq is this host's sequence number for the connection: its count of
-// connections to the peer so far, this one included.
+// Seq is this host's sequence number for the connection: one counter for
+// the whole host, increased for every connection that joins its table, so
+// numbers only grow and never repeat within an incarnation, even after the
+// host forgets a peer.
 func (c *Conn) Seq() uint64 { return c.seq }
 
 // RemoteHello returns the peer's incarnation and sequence number for this
@@ -82,7 +84,6 @@ func (c *Conn) Draining() bool {
 type peerState struct {
 	id      peer.ID
 	conns   []*Conn
-	seq     uint64 // last sequence number given
 	latest  Incarnation
 	changed chan struct{} // closed and replaced when conns change
 	dial    *dialCall
@@ -149,9 +150,9 @@ func (h *Host) addConn(uc *upgrader.Conn) *Conn {
 		return nil
 	}
 	ps := h.peerLocked(uc.RemotePeer())
-	ps.seq++
+	h.seq++
 	now := time.Now()
-	c := &Conn{Conn: uc, h: h, seq: ps.seq, opened: now, lastAlive: now}
+	c := &Conn{Conn: uc, h: h, seq: h.seq, opened: now, lastAlive: now}
 	ps.conns = append(ps.conns, c)
 	ps.notifyLocked()
 	h.wg.Add(2)

@@ -67,6 +67,7 @@ type Host struct {
 
 	mu     sync.Mutex
 	peers  map[peer.ID]*peerState // guarded by mu
+	seq    uint64                 // last connection sequence number given; guarded by mu
 	closed bool                   // guarded by mu
 }
 

@@ -1,9 +1,5 @@
 package host
 
-// This test is not about namespaces: it sits in a netns_ file only because
-// that is where the helper who found the problem may write. It belongs with
-// the connection table's tests (conns.go).
-
 import (
 	"context"
 	"testing"
@@ -11,11 +7,10 @@ import (
 )
 
 // TestSeqNeverRepeatsWithinIncarnation checks spec/duplicates.md §2:
-// "Numbers never repeat within an incarnation." The accepting host forgets
-// a peer once its last connection closes (gcLocked drops the peerState,
-// and with it the counter, when the peer has no connections, dial, keeper
-// or addresses, which is the case for a peer that only dialed in), so the
-// next connection from that peer gets sequence number 1 again.
+// "Numbers never repeat within an incarnation", also after the accepting
+// host has forgotten a peer that only dialed in (its state is dropped once
+// its last connection closes). The per-peer counter this replaced restarted
+// at 1 there.
 func TestSeqNeverRepeatsWithinIncarnation(t *testing.T) {
 	a, b := newHost(t, Config{}), newHost(t, Config{})
 	for round := 1; round <= 2; round++ {
