@@ -33,6 +33,7 @@ var layers = map[string]int{
 	"upgrader":  4,
 	"host":      5,
 	"cmd":       6,
+	"faults":    6,
 	"spec":      6,
 }
 

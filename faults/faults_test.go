@@ -1,0 +1,89 @@
+package faults
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/concordp2p/concord/internal/netlab"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// row is one line of the suite's table. A scenario fills it as it goes;
+// Result is set when the scenario ends.
+type row struct {
+	Scenario string
+	Seed     string
+	Runs     int
+	Outcome  string
+	Timings  string
+	Result   string
+}
+
+// row registers a table row for t's scenario; its result is recorded when
+// t ends, pass or fail.
+func (l *lab) row(t *testing.T, scenario, seed string) *row {
+	r := &row{Scenario: scenario, Seed: seed}
+	l.mu.Lock()
+	l.rows = append(l.rows, r)
+	l.mu.Unlock()
+	t.Cleanup(func() {
+		switch {
+		case t.Failed():
+			r.Result = "FAIL"
+		case t.Skipped():
+			r.Result = "skip"
+		default:
+			r.Result = "pass"
+		}
+	})
+	return r
+}
+
+// table renders the rows as a Markdown table.
+func (l *lab) table() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	b.WriteString("| scenario | seed | runs | outcome | key timings | result |\n|---|---|---|---|---|---|\n")
+	for _, r := range l.rows {
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s |\n", r.Scenario, r.Seed, r.Runs, r.Outcome, r.Timings, r.Result)
+	}
+	return b.String()
+}
+
+// TestFaults runs every scenario of the fault suite, each in its own
+// namespace pair and in parallel with the others, and logs the table at
+// the end (FAULTS.md explains each row):
+//
+//	go test -run TestFaults -v ./faults/
+func TestFaults(t *testing.T) {
+	netlab.Require(t)
+	l := newLab(t)
+	t.Cleanup(func() { t.Logf("fault suite results:\n%s", l.table()) })
+	for _, sc := range []struct {
+		name string
+		run  func(*testing.T, *lab)
+	}{
+		{"simopen-syndrop", testSimopenSYNDrop},
+		{"simopen-inflight", testSimopenInFlight},
+		{"restart-listenport", func(t *testing.T, l *lab) { testRestart(t, l, false) }},
+		{"restart-ephemeral", func(t *testing.T, l *lab) { testRestart(t, l, true) }},
+		{"forgot-syncookies", testForgotSyncookies},
+		{"forgot-restart", testForgotRestart},
+		{"forgot-silent", testForgotSilent},
+		{"overflow", testOverflow},
+		{"noread-stall", testNoReadStall},
+		{"noread-frozen-short", func(t *testing.T, l *lab) { testFrozen(t, l, true) }},
+		{"noread-frozen-default", func(t *testing.T, l *lab) { testFrozen(t, l, false) }},
+		{"load", testLoad},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			sc.run(t, l)
+		})
+	}
+}

@@ -1,0 +1,170 @@
+package faults
+
+// Load: a burst of inbound connection attempts from many source addresses
+// (DESIGN.md decision 7, admission). Each attempt connects and sends
+// nothing, the way a stalled or hostile dialer holds a handshake slot, and
+// closes after loadHold.
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/concordp2p/concord/internal/netlab"
+	"github.com/concordp2p/concord/upgrader"
+)
+
+const (
+	loadIPs    = 50
+	loadPerIP  = 40 // 2000 attempts
+	loadHold   = 500 * time.Millisecond
+	loadSpread = 2 * time.Second
+	// loadRefusedBound: a refused attempt is closed by the server within
+	// this time of its connect (the handshake timeout is 10 s).
+	loadRefusedBound = time.Second
+)
+
+// extraAddrs adds n addresses to h's link, after the pair's own, and
+// returns them.
+func extraAddrs(t *testing.T, h *netlab.Host, n int) []netip.Addr {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := h.Addr.As4()
+	var addrs []netip.Addr
+	for i := range n {
+		b[3] = byte(100 + i)
+		a := netip.AddrFrom4(b)
+		if out, err := h.Run(ctx, "ip", "addr", "add", a.String()+"/24", "dev", h.Link); err != nil {
+			t.Fatalf("adding %s: %v\n%s", a, err, out)
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs
+}
+
+func testLoad(t *testing.T, l *lab) {
+	r := l.row(t, fmt.Sprintf("load: %d attempts from %d addresses in %v", loadIPs*loadPerIP, loadIPs, loadSpread), "002, 004")
+	pair := netlab.NewPair(t)
+	ips := extraAddrs(t, pair.A, loadIPs)
+	var ipList []string
+	for _, a := range ips {
+		ipList = append(ipList, a.String())
+	}
+	const port = 48001
+	s := l.start(t, pair.B, peerOpts{Name: "server", Port: port})
+	flooder := l.start(t, pair.A, peerOpts{Name: "flooder"})
+	honest := l.start(t, pair.A, peerOpts{Name: "honest-during"})
+
+	var base usageReply
+	s.must(&base, "usage")
+	baseFDs := s.fds()
+
+	ch, err := flooder.send("flood", fmt.Sprintf("%s:%d", pair.B.Addr, port), strings.Join(ipList, ","), loadPerIP, loadHold, loadSpread)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An honest peer connects while the flood runs: it may be refused
+	// while the slots are full, so it retries (ForceDial, past the
+	// backoff) every 20 ms until it gets through.
+	time.Sleep(loadSpread / 4)
+	began := time.Now()
+	attempts, duringOK := 0, false
+	var duringTook time.Duration
+	for time.Since(began) < loadSpread && !duringOK {
+		attempts++
+		var rc connectReply
+		honest.call(&rc, "connect", s.ID, s.Addr, "force", "echo")
+		if rc.Err == "" {
+			duringOK, duringTook = true, time.Since(began)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var fr floodReply
+	if err := flooder.await(ch, &fr); err != nil {
+		t.Fatal(err)
+	}
+	if fr.Err != "" {
+		t.Fatalf("flood: %s", fr.Err)
+	}
+	// After the flood, a new honest peer connects at the first attempt.
+	after := l.start(t, pair.A, peerOpts{Name: "honest-after"})
+	var ra connectReply
+	after.call(&ra, "connect", s.ID, s.Addr, "echo")
+
+	var st stateReply
+	s.must(&st, "state", honest.ID)
+	var ls upgrader.ListenerStats
+	for _, x := range st.Listeners {
+		ls.Accepted += x.Accepted
+		ls.Upgraded += x.Upgraded
+		ls.Failed += x.Failed
+		ls.RefusedInFlight += x.RefusedInFlight
+		ls.RefusedPerIP += x.RefusedPerIP
+		ls.RefusedBacklog += x.RefusedBacklog
+		ls.PeakInFlight = max(ls.PeakInFlight, x.PeakInFlight)
+	}
+	t.Logf("flood: %+v; server listener: %+v; honest during: ok=%v after %d attempts, %v; honest after: %q in %v",
+		fr, ls, duringOK, attempts, duringTook, ra.Err, ra.First)
+
+	// Everything the flood and the honest peers left must go: close the
+	// honest peers, wait for the server's upgrades and connections to end,
+	// then for its descriptors and goroutines to return to the baseline.
+	honest.must(nil, "close")
+	after.must(nil, "close")
+	var usage usageReply
+	var fds int
+	settled := false
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var sh, sa stateReply
+		s.must(&sh, "state", honest.ID)
+		s.must(&sa, "state", after.ID)
+		s.must(&usage, "usage")
+		fds = s.fds()
+		inFlight := 0
+		for _, x := range sh.Listeners {
+			inFlight += x.InFlight
+		}
+		if len(sh.Conns)+len(sa.Conns) == 0 && inFlight == 0 && fds <= baseFDs && usage.Goroutines <= base.Goroutines {
+			settled = true
+			break
+		}
+	}
+
+	r.Runs = 1
+	r.Outcome = fmt.Sprintf("%d attempts: %d connected (%d refused at once, %d held a slot), %d connect errors; server: peak %d upgrades in flight (limit %d), refused %d in-flight + %d per-IP; honest peer during: %v (attempt %d), after: %v",
+		fr.Attempts, fr.Connected, fr.Refused, fr.Held, fr.ConnectFailed, ls.PeakInFlight, upgrader.DefaultMaxInboundUpgrades,
+		ls.RefusedInFlight, ls.RefusedPerIP, okWord(duringOK), attempts, okWord(ra.Err == ""))
+	r.Timings = fmt.Sprintf("flood %s; refused closed after p50 %s, p99 %s, max %s (bound %v); honest during connected after %s; fds %d→%d, goroutines %d→%d",
+		ms(fr.Dur), ms(fr.RefusedP50), ms(fr.RefusedP99), ms(fr.RefusedMax), loadRefusedBound, ms(duringTook), baseFDs, fds, base.Goroutines, usage.Goroutines)
+
+	if ls.PeakInFlight > upgrader.DefaultMaxInboundUpgrades {
+		t.Errorf("peak upgrades in flight %d, want ≤ %d", ls.PeakInFlight, upgrader.DefaultMaxInboundUpgrades)
+	}
+	if ls.RefusedInFlight+ls.RefusedPerIP == 0 || fr.Refused == 0 {
+		t.Errorf("nothing refused (server %d+%d, flooder saw %d): the flood did not reach the limits", ls.RefusedInFlight, ls.RefusedPerIP, fr.Refused)
+	}
+	if fr.RefusedMax > loadRefusedBound {
+		t.Errorf("a refused attempt was closed %v after its connect, want < %v", fr.RefusedMax, loadRefusedBound)
+	}
+	if !duringOK {
+		t.Errorf("the honest peer did not connect during the flood (%d attempts over %v)", attempts, loadSpread)
+	}
+	if ra.Err != "" {
+		t.Errorf("the honest peer after the flood: %s", ra.Err)
+	}
+	if !settled {
+		t.Errorf("the server did not return to its baseline within 15 s: fds %d (was %d), goroutines %d (was %d)", fds, baseFDs, usage.Goroutines, base.Goroutines)
+	}
+}
+
+func okWord(ok bool) string {
+	if ok {
+		return "connected"
+	}
+	return "FAILED"
+}
