@@ -515,9 +515,9 @@ type rawSendReply struct {
 
 type floodReply struct {
 	cmdErr
-	Attempts, Connected, ConnectFailed, Refused, Held int
-	RefusedP50, RefusedP99, RefusedMax                time.Duration
-	Dur                                               time.Duration
+	Attempts, Connected, ConnectFailed, Refused, Held, Dropped int
+	RefusedP50, RefusedP99, RefusedMax                         time.Duration
+	Dur                                                        time.Duration
 }
 
 type usageReply struct {

@@ -22,6 +22,8 @@ const (
 	loadPerIP  = 40 // 2000 attempts
 	loadHold   = 500 * time.Millisecond
 	loadSpread = 2 * time.Second
+	// loadHotAttempts come from one address first, within 100 ms.
+	loadHotAttempts = 100
 	// loadRefusedBound: a refused attempt is closed by the server within
 	// this time of its connect (the handshake timeout is 10 s).
 	loadRefusedBound = time.Second
@@ -47,7 +49,7 @@ func extraAddrs(t *testing.T, h *netlab.Host, n int) []netip.Addr {
 }
 
 func testLoad(t *testing.T, l *lab) {
-	r := l.row(t, fmt.Sprintf("load: %d attempts from %d addresses in %v", loadIPs*loadPerIP, loadIPs, loadSpread), "002, 004")
+	r := l.row(t, fmt.Sprintf("load: %d attempts from one address, then %d from %d addresses in %v", loadHotAttempts, loadIPs*loadPerIP, loadIPs, loadSpread), "002, 004")
 	pair := netlab.NewPair(t)
 	ips := extraAddrs(t, pair.A, loadIPs)
 	var ipList []string
@@ -62,6 +64,18 @@ func testLoad(t *testing.T, l *lab) {
 	var base usageReply
 	s.must(&base, "usage")
 	baseFDs := s.fds()
+
+	// First one address alone, 100 attempts in 100 ms: the per-address
+	// limit must hold (at most 16 handshakes at once from it).
+	var hot floodReply
+	flooder.must(&hot, "flood", fmt.Sprintf("%s:%d", pair.B.Addr, port), ipList[0], loadHotAttempts, loadHold, 100*time.Millisecond)
+	t.Logf("one address: %+v", hot)
+	if hot.Held > upgrader.DefaultMaxInboundUpgradesPerIP {
+		t.Errorf("%d attempts from one address held a handshake slot at once, want ≤ %d", hot.Held, upgrader.DefaultMaxInboundUpgradesPerIP)
+	}
+	if hot.Refused == 0 {
+		t.Errorf("no attempt from the single address was refused: the per-address limit was not reached")
+	}
 
 	ch, err := flooder.send("flood", fmt.Sprintf("%s:%d", pair.B.Addr, port), strings.Join(ipList, ","), loadPerIP, loadHold, loadSpread)
 	if err != nil {
@@ -136,8 +150,8 @@ func testLoad(t *testing.T, l *lab) {
 	}
 
 	r.Runs = 1
-	r.Outcome = fmt.Sprintf("%d attempts: %d connected (%d refused at once, %d held a slot), %d connect errors; server: peak %d upgrades in flight (limit %d), refused %d in-flight + %d per-IP; honest peer during: %v (attempt %d), after: %v",
-		fr.Attempts, fr.Connected, fr.Refused, fr.Held, fr.ConnectFailed, ls.PeakInFlight, upgrader.DefaultMaxInboundUpgrades,
+	r.Outcome = fmt.Sprintf("one address, %d attempts in 100 ms: %d held a slot (limit %d), %d refused; then %d attempts: %d connected (%d refused at once, %d held a slot, %d closed by the server later), %d connect errors; server: peak %d upgrades in flight (limit %d), refused %d in-flight + %d per-IP; honest peer during: %v (attempt %d), after: %v",
+		hot.Attempts, hot.Held, upgrader.DefaultMaxInboundUpgradesPerIP, hot.Refused, fr.Attempts, fr.Connected, fr.Refused, fr.Held, fr.Dropped, fr.ConnectFailed, ls.PeakInFlight, upgrader.DefaultMaxInboundUpgrades,
 		ls.RefusedInFlight, ls.RefusedPerIP, okWord(duringOK), attempts, okWord(ra.Err == ""))
 	r.Timings = fmt.Sprintf("flood %s; refused closed after p50 %s, p99 %s, max %s (bound %v); honest during connected after %s; fds %d→%d, goroutines %d→%d",
 		ms(fr.Dur), ms(fr.RefusedP50), ms(fr.RefusedP99), ms(fr.RefusedMax), loadRefusedBound, ms(duringTook), baseFDs, fds, base.Goroutines, usage.Goroutines)

@@ -37,8 +37,9 @@ package main
 //	    From each source address in the comma-separated IPS, PERIP TCP
 //	    connections that send nothing and close after HOLD, started evenly
 //	    over SPREAD. → attempts, connected, connectFailed, refused
-//	    (closed by the server before HOLD), held, refusedP50/P99/Max
-//	    (connect to close), dur
+//	    (closed by the server before sending a byte), held (open until
+//	    HOLD), dropped (closed by the server after it sent something),
+//	    refusedP50/P99/Max (connect to close), dur
 //	usage
 //	    → fds (open descriptors), goroutines
 //	close
@@ -536,7 +537,7 @@ func flood(ctx context.Context, args []string) reply {
 	var (
 		mu                                sync.Mutex
 		connected, connectFailed, refused int
-		held                              int
+		held, dropped                     int
 		lat                               []time.Duration
 		wg                                sync.WaitGroup
 	)
@@ -557,19 +558,31 @@ func flood(ctx context.Context, args []string) reply {
 				return
 			}
 			defer c.Close()
+			// The server speaks first on an admitted connection (its
+			// multistream header); a refused one is closed before any
+			// byte. Read whatever comes until hold ends or the server
+			// closes.
 			t0 := time.Now()
 			_ = c.SetReadDeadline(t0.Add(hold))
-			var b [1]byte
-			_, err = c.Read(b[:])
+			got := 0
+			var b [256]byte
+			for err == nil {
+				var n int
+				n, err = c.Read(b[:])
+				got += n
+			}
 			took := time.Since(t0)
 			mu.Lock()
 			defer mu.Unlock()
 			connected++
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
 				held++
-			} else {
+			case got == 0:
 				refused++
 				lat = append(lat, took)
+			default:
+				dropped++
 			}
 		}()
 	}
@@ -583,7 +596,7 @@ func flood(ctx context.Context, args []string) reply {
 	}
 	return reply{
 		"attempts": total, "connected": connected, "connectFailed": connectFailed,
-		"refused": refused, "held": held,
+		"refused": refused, "held": held, "dropped": dropped,
 		"refusedP50": pct(0.5), "refusedP99": pct(0.99), "refusedMax": pct(1),
 		"dur": time.Since(began),
 	}

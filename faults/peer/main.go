@@ -316,4 +316,3 @@ func errorKinds(err error) []string {
 	}
 	return kinds
 }
-
