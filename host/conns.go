@@ -10,6 +10,7 @@ import (
 
 	"github.com/multiformats/go-multistream"
 
+	"github.com/concordp2p/concord/muxer"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/upgrader"
 )
@@ -232,6 +233,9 @@ func (h *Host) removeConn(c *Conn) {
 		h.gcLocked(ps)
 	}
 	h.mu.Unlock()
+	if errors.Is(reason, muxer.ErrKeepaliveTimeout) {
+		h.emit(KeepaliveFailed{Peer: c.RemotePeer(), Seq: c.seq, Lifetime: time.Since(c.opened)})
+	}
 	h.emit(ConnClosed{Peer: c.RemotePeer(), Seq: c.seq, Reason: reason, Lifetime: time.Since(c.opened)})
 	h.cfg.Logger.Debug("connection closed", "peer", c.RemotePeer().ShortString(), "seq", c.seq, "reason", reason)
 }

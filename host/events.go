@@ -11,8 +11,8 @@ import (
 )
 
 // Event is what Config.Observer receives: ConnOpened, ConnClosed,
-// DuplicateResolved, BackoffScheduled, or an upgrader event (wrapped in
-// UpgradeEvent).
+// DuplicateResolved, KeepaliveFailed, BackoffScheduled, or an upgrader
+// event (wrapped in UpgradeEvent).
 type Event interface{ isHostEvent() }
 
 // ConnOpened: a connection joined the table.
@@ -37,6 +37,16 @@ type ConnClosed struct {
 	Seq    uint64
 	Reason error
 	// Lifetime is how long the connection was in the table.
+	Lifetime time.Duration
+}
+
+// KeepaliveFailed: a connection closed because its peer stopped answering
+// the muxer's keepalive pings (a dead or blackholed peer). A ConnClosed
+// event with the same reason follows.
+type KeepaliveFailed struct {
+	Peer peer.ID
+	Seq  uint64
+	// Lifetime is how long the connection had been open.
 	Lifetime time.Duration
 }
 
@@ -86,4 +96,5 @@ func (ConnOpened) isHostEvent()        {}
 func (ConnClosed) isHostEvent()        {}
 func (DuplicateResolved) isHostEvent() {}
 func (BackoffScheduled) isHostEvent()  {}
+func (KeepaliveFailed) isHostEvent()   {}
 func (UpgradeEvent) isHostEvent()      {}

@@ -75,7 +75,7 @@ func checkOneSimopenConn(t *testing.T, run int, sa, sb childReply) {
 // an echo stream while the hellos are still crossing.
 func TestNetnsSimultaneousOpenDuplicate(t *testing.T) {
 	pair := netlab.NewPair(t)
-	const runs = 20
+	const runs = 50 // issue 6: each duplicate scenario at least 50 runs
 	var firstA, firstB []time.Duration
 	for run := range runs {
 		port := 43000 + 2*run // fresh 4-tuples: no TIME-WAIT from the last run

@@ -188,9 +188,13 @@ func TestKeepaliveDetectsSilentPeer(t *testing.T) {
 				var hole atomic.Bool
 				b := memHost(t, Config{Yamux: tc.yamux}, nil)
 				closed := make(chan ConnClosed, 4)
+				var keepaliveEvents atomic.Int32
 				a := memHost(t, Config{Yamux: tc.yamux, Observer: func(e Event) {
 					if c, ok := e.(ConnClosed); ok {
 						closed <- c
+					}
+					if _, ok := e.(KeepaliveFailed); ok {
+						keepaliveEvents.Add(1)
 					}
 				}}, pipeTo(b, func(c net.Conn) net.Conn { return holeConn{c, &hole} }))
 				if _, err := a.Connect(context.Background(), peerAt(b)); err != nil {
@@ -209,6 +213,9 @@ func TestKeepaliveDetectsSilentPeer(t *testing.T) {
 				}
 				if n := len(a.Conns(b.ID())); n != 0 {
 					t.Errorf("%d connections left in the table", n)
+				}
+				if n := keepaliveEvents.Load(); n != 1 {
+					t.Errorf("%d KeepaliveFailed events, want 1", n)
 				}
 				t.Logf("detected after %v (bound %v)", d, tc.bound)
 			})
