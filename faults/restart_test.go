@@ -56,6 +56,7 @@ func testRestart(t *testing.T, l *lab, ephemeral bool) {
 	pair := netlab.NewPair(t)
 	key := filepath.Join(t.TempDir(), "client.key")
 	var connects, firsts, staleCloses, serverEchoes []time.Duration
+	var challengeACKs uint64 // the server answering the reused 4-tuple's SYN
 	for run := range restartRuns {
 		sport, cport := 42000+10*run, 43000+10*run
 		s := l.start(t, pair.B, peerOpts{Name: "server", Port: sport})
@@ -80,17 +81,20 @@ func testRestart(t *testing.T, l *lab, ephemeral bool) {
 		if ss = stateOf(t, s, c); len(ss.Conns) != 1 || ss.Conns[0].Seq != stale.Seq {
 			t.Fatalf("run %d: after the kill the server holds %+v, want the stale seq %d alone", run, ss.Conns, stale.Seq)
 		}
-		if !ephemeral {
-			// The new client dials from the same port: the same 4-tuple.
-			// The path is healed (the flap is over); the server's socket
-			// for it is still ESTABLISHED.
-			rmIn()
-			rmOut()
-		}
 		c2 := l.start(t, pair.A, peerOpts{Name: "client2", Port: cport, Key: key, NoReuse: ephemeral})
 		if c2.ID != c.ID {
 			t.Fatalf("the restarted client is %s, want the same key's %s", c2.ID, c.ID)
 		}
+		if !ephemeral {
+			// The new client dials from the same port: the same 4-tuple.
+			// The path heals just before (the flap is over); the
+			// server's socket for it is still ESTABLISHED, unless a
+			// retransmission of its own meets the client kernel's RST
+			// first.
+			rmIn()
+			rmOut()
+		}
+		before := counters(t, pair.B)
 		var rc connectReply
 		c2.call(&rc, "connect", s.ID, s.Addr, "echo")
 		if rc.Err != "" {
@@ -120,6 +124,7 @@ func testRestart(t *testing.T, l *lab, ephemeral bool) {
 			t.Fatalf("run %d: the server did not close the stale connection %d within %v", run, stale.Seq, restartStaleBound+5*time.Second)
 		}
 		staleClose := closed.time().Sub(began)
+		challengeACKs += counters(t, pair.B)["TCPChallengeACK"] - before["TCPChallengeACK"]
 		_, sc, err := converged(s, c2, time.Second)
 		if err != nil {
 			t.Fatalf("run %d: after the reconnect: %v", run, err)
@@ -139,7 +144,7 @@ func testRestart(t *testing.T, l *lab, ephemeral bool) {
 		s.stop()
 		c2.stop()
 	}
-	r.Outcome = fmt.Sprintf("%d/%d: new connection works, stale one closed, server stream lands on the new one", r.Runs, restartRuns)
+	r.Outcome = fmt.Sprintf("%d/%d: new connection works, stale one closed, server stream lands on the new one; %d challenge ACKs from the server", r.Runs, restartRuns, challengeACKs)
 	r.Timings = fmt.Sprintf("Connect median %s; Connect→first echo median %s, max %s (target < %v); stale closed median %s, max %s (target < %v); server stream %s",
 		ms(median(connects)), ms(median(firsts)), ms(maxDur(firsts)), restartConnectBound,
 		ms(median(staleCloses)), ms(maxDur(staleCloses)), restartStaleBound, ms(median(serverEchoes)))

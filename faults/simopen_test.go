@@ -160,7 +160,7 @@ func testSimopenInFlight(t *testing.T, l *lab) {
 		a.stop()
 		b.stop()
 	}
-	var simFirst []time.Duration
+	var simFirst, skews []time.Duration
 	attempts, crossed := 0, 0
 	for attempts < 2*simopenRuns && len(simFirst) < simopenRuns {
 		attempts++
@@ -189,6 +189,7 @@ func testSimopenInFlight(t *testing.T, l *lab) {
 		}
 		checkUsable(t, attempts, a, b, sa, sb)
 		skew := time.Duration(ra.Began - rb.Began).Abs()
+		skews = append(skews, skew)
 		if ok, _ := isSimopen(sa, sb); ok && skew < d/2 {
 			simFirst = append(simFirst, max(ra.First, rb.First))
 		} else {
@@ -203,8 +204,8 @@ func testSimopenInFlight(t *testing.T, l *lab) {
 	r.Runs = attempts
 	r.Outcome = fmt.Sprintf("%d/%d converged to one connection used both ways; %d real simultaneous opens, %d crossing dials", attempts, attempts, len(simFirst), crossed)
 	extra := median(simFirst) - median(single)
-	r.Timings = fmt.Sprintf("RTT 2×%v: first echo after a single dial median %s; after a simultaneous open (slower end) median %s (%+.1f ms)",
-		d, ms(median(single)), ms(median(simFirst)), float64(extra)/float64(time.Millisecond))
+	r.Timings = fmt.Sprintf("RTT 2×%v: first echo after a single dial median %s; after a simultaneous open (slower end) median %s (%+.1f ms); dial start skew median %s, max %s",
+		d, ms(median(single)), ms(median(simFirst)), float64(extra)/float64(time.Millisecond), ms(median(skews)), ms(maxDur(skews)))
 	if len(simFirst) < simopenRuns {
 		t.Fatalf("%d real simultaneous opens in %d attempts, want %d", len(simFirst), attempts, simopenRuns)
 	}
