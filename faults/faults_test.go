@@ -2,6 +2,7 @@ package faults
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -49,7 +50,9 @@ func (l *lab) table() string {
 	defer l.mu.Unlock()
 	var b strings.Builder
 	b.WriteString("| scenario | seed | runs | outcome | key timings | result |\n|---|---|---|---|---|---|\n")
-	for _, r := range l.rows {
+	rows := slices.Clone(l.rows)
+	slices.SortStableFunc(rows, func(a, b *row) int { return strings.Compare(a.Scenario, b.Scenario) })
+	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s |\n", r.Scenario, r.Seed, r.Runs, r.Outcome, r.Timings, r.Result)
 	}
 	return b.String()
