@@ -21,9 +21,50 @@ import (
 // The connection is closed when it happens.
 var ErrDecrypt = errors.New("security/noise: transport message failed authentication")
 
-// initialBuf is the first size of the per-connection frame buffers; they
-// grow, once, to the largest frame the connection carries.
-const initialBuf = 4096
+// Buffers. An idle connection holds no frame buffer of its own beyond
+// rsmall: the reader waits for the next frame with the small inline buffer,
+// and larger buffers come from pools for as long as a frame needs them.
+const (
+	// smallRead is the inline read buffer an idle reader waits with. Small
+	// frames (yamux window updates, pings, short messages) are read and
+	// decrypted in it without touching a pool.
+	smallRead = 256
+	// midBuf and bigBuf are the two pooled buffer sizes: midBuf for
+	// frames of at most 4 KiB with their length prefix, bigBuf for the
+	// largest frame and the start of the next one. In a bulk transfer
+	// whose frames are all full, a read into a buffer of exactly one frame
+	// would end at a frame boundary and release the buffer each time, and
+	// the next frame would cost a read into rsmall first; with the extra
+	// room a reader that is behind always holds part of the next frame,
+	// keeps its buffer and does one read per frame.
+	midBuf = 4096
+	bigBuf = lenPrefix + maxMessage + smallRead
+)
+
+// bufPools hold frame buffers shared by every Conn: midPool buffers of
+// midBuf bytes, bigPool buffers of bigBuf bytes. They hold *[]byte so that
+// Put does not allocate.
+var (
+	midPool = sync.Pool{New: func() any { b := make([]byte, midBuf); return &b }}
+	bigPool = sync.Pool{New: func() any { b := make([]byte, bigBuf); return &b }}
+)
+
+// getBuf returns a pooled buffer of at least n (≤ bigBuf) bytes.
+func getBuf(n int) *[]byte {
+	if n <= midBuf {
+		return midPool.Get().(*[]byte)
+	}
+	return bigPool.Get().(*[]byte)
+}
+
+// putBuf returns a buffer from getBuf to its pool.
+func putBuf(p *[]byte) {
+	if cap(*p) >= bigBuf {
+		bigPool.Put(p)
+	} else {
+		midPool.Put(p)
+	}
+}
 
 // Conn is a connection secured by libp2p Noise. Reads are safe from any
 // number of goroutines (they are serialized), writes likewise, and a reader
@@ -41,25 +82,39 @@ type Conn struct {
 	closed        chan struct{}
 
 	// Owned by the reader, under rmu.
+	//
+	// rbuf holds the frames being received (len(rbuf) is what was read),
+	// from offset 0 of either rsmall or the pooled buffer rpool. Frames are
+	// decrypted in place, so a pooled read buffer is cleared before it goes
+	// back to the pool: another connection never receives a buffer that
+	// held this one's plaintext.
 	rmu    sync.Mutex
 	recv   *noise.CipherState
-	rbuf   []byte // ciphertext frames being received; len(rbuf) is what was read
-	rstart int    // start of the first frame not yet decrypted
-	plain  []byte // decrypted bytes not yet returned, inside rbuf
-	rerr   error  // permanent read error
+	rsmall [smallRead]byte
+	rpool  *[]byte // pooled buffer under rbuf, nil when rbuf is in rsmall
+	rbuf   []byte
+	rstart int // start of the first frame not yet decrypted
+	// lastFrame is the size of the last frame decrypted, length prefix
+	// included.
+	lastFrame int
+	plain     []byte // decrypted bytes not yet returned, inside rbuf
+	rerr      error  // permanent read error
 
-	// Owned by the writer, under wmu.
+	// Owned by the writer, under wmu. wpool is a pooled buffer held during
+	// a Write, and after it only while wpending is not empty. It only ever
+	// holds ciphertext (Encrypt does not work in place), so it goes back
+	// to its pool without clearing.
 	wmu      sync.Mutex
 	send     *noise.CipherState
-	wbuf     []byte
-	wpending []byte // rest of a frame whose write timed out, inside wbuf
+	wpool    *[]byte
+	wpending []byte // rest of a frame whose write timed out, inside wpool
 	werr     error  // permanent write error
 }
 
 var _ security.Conn = (*Conn)(nil)
 
 func newConn(raw net.Conn, h *handshake) *Conn {
-	return &Conn{
+	c := &Conn{
 		raw:       raw,
 		local:     h.t.local,
 		remote:    h.remoteID,
@@ -68,9 +123,9 @@ func newConn(raw net.Conn, h *handshake) *Conn {
 		closed:    make(chan struct{}),
 		recv:      h.recv,
 		send:      h.send,
-		rbuf:      make([]byte, 0, initialBuf),
-		wbuf:      make([]byte, 0, initialBuf),
 	}
+	c.rbuf = c.rsmall[:0]
+	return c
 }
 
 // Read reads decrypted bytes.
@@ -90,7 +145,28 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 	n := copy(b, c.plain)
 	c.plain = c.plain[n:]
+	if len(c.plain) == 0 && c.rstart == len(c.rbuf) {
+		// Everything read is consumed. Wait for the next frame with
+		// rsmall only, unless the last frame was of medium size: then
+		// keep the medium buffer, so that a stream of medium frames costs
+		// one read each, not a read into rsmall and another for the rest.
+		if c.rpool != nil && cap(*c.rpool) == midBuf && c.lastFrame > smallRead {
+			c.rbuf, c.rstart = c.rbuf[:0], 0
+		} else {
+			c.releaseRead()
+		}
+	}
 	return n, nil
+}
+
+// releaseRead empties rbuf and gives its pooled buffer, cleared, back.
+func (c *Conn) releaseRead() {
+	if c.rpool != nil {
+		clear((*c.rpool)[:len(c.rbuf)])
+		putBuf(c.rpool)
+		c.rpool = nil
+	}
+	c.rbuf, c.rstart, c.plain = c.rsmall[:0], 0, nil
 }
 
 // nextFrame decrypts the next complete frame into c.plain, reading from the
@@ -111,6 +187,7 @@ func (c *Conn) nextFrame() error {
 					return c.readFailed(fmt.Errorf("%w: %w", ErrDecrypt, err))
 				}
 				c.rstart += lenPrefix + size
+				c.lastFrame = lenPrefix + size
 				c.plain = pt
 				return nil
 			}
@@ -137,19 +214,31 @@ func (c *Conn) nextFrame() error {
 	}
 }
 
-// makeRoom makes rbuf able to hold a frame of need bytes from rstart: it
-// drops consumed frames and grows the buffer when it is too small.
+// makeRoom makes rbuf able to hold a frame of need (≤ bigBuf) bytes from
+// rstart: it drops consumed frames and moves to a larger buffer when the
+// current one is too small.
 func (c *Conn) makeRoom(need int) {
 	if cap(c.rbuf)-c.rstart >= need && cap(c.rbuf) > len(c.rbuf) {
 		return
 	}
 	rest := c.rbuf[c.rstart:]
-	buf := c.rbuf[:0]
-	if cap(c.rbuf) < need {
-		buf = make([]byte, 0, max(need, lenPrefix+maxMessage))
+	if c.rpool == nil && len(c.rbuf) == smallRead {
+		// The last read filled rsmall, so more is probably waiting:
+		// read it in larger pieces.
+		need = max(need, midBuf)
 	}
-	c.rbuf = append(buf, rest...) // copy handles the overlap
-	c.rstart = 0
+	if cap(c.rbuf) >= need {
+		c.rbuf = append(c.rbuf[:0], rest...) // copy handles the overlap
+		c.rstart = 0
+		return
+	}
+	p := getBuf(need)
+	buf := append((*p)[:0], rest...)
+	if c.rpool != nil {
+		clear((*c.rpool)[:len(c.rbuf)])
+		putBuf(c.rpool)
+	}
+	c.rpool, c.rbuf, c.rstart = p, buf, 0
 }
 
 func (c *Conn) readFailed(err error) error {
@@ -157,6 +246,7 @@ func (c *Conn) readFailed(err error) error {
 		err = net.ErrClosed
 	}
 	c.rerr = err
+	c.releaseRead() // nothing more is read
 	return err
 }
 
@@ -164,6 +254,15 @@ func (c *Conn) readFailed(err error) error {
 func (c *Conn) Write(b []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	n, err := c.write(b)
+	if len(c.wpending) == 0 && c.wpool != nil {
+		putBuf(c.wpool)
+		c.wpool = nil
+	}
+	return n, err
+}
+
+func (c *Conn) write(b []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
@@ -174,18 +273,26 @@ func (c *Conn) Write(b []byte) (int, error) {
 		if _, err := c.flushPending(); err != nil {
 			return 0, err
 		}
+		// The buffer was sized for the earlier write.
+		putBuf(c.wpool)
+		c.wpool = nil
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	if c.wpool == nil {
+		c.wpool = getBuf(lenPrefix + min(len(b), maxPlaintext) + tagSize)
 	}
 	written := 0
 	for len(b) > 0 {
 		chunk := b[:min(len(b), maxPlaintext)]
 		nonce := c.send.Nonce()
-		frame, err := c.send.Encrypt(c.wbuf[:lenPrefix], nil, chunk)
+		frame, err := c.send.Encrypt((*c.wpool)[:lenPrefix], nil, chunk)
 		if err != nil {
 			c.werr = fmt.Errorf("security/noise: encrypting: %w", err)
 			return written, c.werr
 		}
 		binary.BigEndian.PutUint16(frame, uint16(len(frame)-lenPrefix))
-		c.wbuf = frame[:0]
 		c.wpending = frame
 		sent, err := c.flushPending()
 		if sent == 0 && err != nil {
@@ -222,6 +329,7 @@ func (c *Conn) flushPending() (int, error) {
 		err = net.ErrClosed
 	}
 	c.werr = err
+	c.wpending = nil // never sent now
 	return n, err
 }
 

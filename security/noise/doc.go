@@ -67,12 +67,29 @@
 // # Connections
 //
 // The returned *Conn encrypts writes in messages of at most 65519 plaintext
-// bytes (65535 with the tag), splitting larger writes; its buffers are
-// allocated once per connection and grow once to the largest frame seen.
-// Reads are serialized, writes likewise, and one reader and one writer run
+// bytes (65535 with the tag), splitting larger writes. Reads are serialized, writes likewise, and one reader and one writer run
 // in parallel. A timeout (deadline) leaves the stream intact; a message that
 // fails authentication is ErrDecrypt and closes the connection. Close is
 // idempotent.
+//
+// # Memory
+//
+// An idle Conn holds no frame buffer beyond a 256-byte inline one: the
+// reader waits for the next frame in it, small frames are decrypted there,
+// and a larger frame is read into a buffer from one of two process-wide
+// sync.Pools (4 KiB and 64 KiB plus 256 bytes) that goes back when the
+// reader has consumed everything read. The exception is a 4 KiB buffer after
+// a medium frame (257 bytes to 4 KiB), kept so that a stream of medium
+// frames costs one read each; the next small or large frame releases it.
+// Writes take a pooled buffer for their duration (and keep it only while
+// the rest of a frame waits after a write timeout). A pooled read buffer
+// held plaintext (frames are decrypted in place), so it is cleared before
+// it goes back: no connection is handed another's plaintext. Write buffers
+// only ever hold ciphertext and are not cleared. The cost: a frame larger
+// than 256 bytes that reaches an idle connection takes two reads instead
+// of one, and a pooled buffer is taken, cleared and returned per burst.
+// Per connection end this saves about 8 KiB against buffers held for the
+// connection's life (BENCHMARKS.md).
 //
 // # Cancellation
 //
