@@ -246,17 +246,37 @@ func (l *DelayLine) read() {
 	}
 }
 
+// drain releases what the socket still holds, and keeps polling until it
+// has been quiet for a few milliseconds: a packet that matched the rule
+// just before Stop removed it can reach the socket after a first empty
+// read, and the unbind that follows would drop it. Bounded in time.
 func (l *DelayLine) drain(buf []byte) {
-	for range delayQueueMaxLen + 16 {
+	const quietPolls, pollGap, limit = 3, 5 * time.Millisecond, 250 * time.Millisecond
+	deadline := time.Now().Add(limit)
+	for quiet := 0; quiet < quietPolls && time.Now().Before(deadline); {
+		if l.drainOnce(buf) == 0 {
+			quiet++
+			time.Sleep(pollGap)
+		} else {
+			quiet = 0
+		}
+	}
+}
+
+// drainOnce reads the socket without waiting until it is empty and
+// returns how many messages it read.
+func (l *DelayLine) drainOnce(buf []byte) int {
+	for i := range delayQueueMaxLen + 16 {
 		var n int
 		var rerr error
 		if err := l.rc.Control(func(fd uintptr) {
 			n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
 		}); err != nil || rerr != nil {
-			return // EAGAIN: nothing left
+			return i // EAGAIN: nothing left
 		}
 		l.hand(buf[:n], time.Time{})
 	}
+	return delayQueueMaxLen + 16
 }
 
 func (l *DelayLine) hand(msg []byte, due time.Time) {
