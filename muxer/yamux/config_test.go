@@ -28,7 +28,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"AcceptBacklog", yc.AcceptBacklog, 64},
 		{"InitialStreamWindowSize", yc.InitialStreamWindowSize, uint32(256 << 10)},
 		{"MaxStreamWindowSize", yc.MaxStreamWindowSize, uint32(8 << 20)},
-		{"ReadBufSize", yc.ReadBufSize, 4096},
+		{"ReadBufSize", yc.ReadBufSize, 0},                   // secured conns buffer already
 		{"MaxMessageSize", yc.MaxMessageSize, uint32(65519)}, // one Noise message
 		{"LogOutput", yc.LogOutput, io.Writer(io.Discard)},
 	} {
