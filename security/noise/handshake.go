@@ -244,10 +244,20 @@ func (h *handshake) split(cs1, cs2 *noise.CipherState) {
 }
 
 // authenticate checks the peer's payload: its identity key, the expected
-// peer ID, and the signature over the static key the handshake received.
+// peer ID, and the signature over the static key the handshake received. A
+// check that succeeded before, for the same identity key, signature and
+// static key, is taken from the Transport's cache.
 func (h *handshake) authenticate(p *payload) error {
 	if len(p.identityKey) == 0 {
 		return fmt.Errorf("%w: payload has no identity key", security.ErrProtocol)
+	}
+	ck := newVerifiedKey(p.identityKey, p.identitySig, h.hs.PeerStatic())
+	if v, ok := h.t.verified.get(ck); ok {
+		if h.p.ExpectedPeer != "" && v.id != h.p.ExpectedPeer {
+			return &security.PeerIDMismatchError{Expected: h.p.ExpectedPeer, Got: v.id}
+		}
+		h.remoteKey, h.remoteID = v.key, v.id
+		return nil
 	}
 	key, err := peer.UnmarshalPublicKey(p.identityKey)
 	if err != nil {
@@ -269,6 +279,7 @@ func (h *handshake) authenticate(p *payload) error {
 	if !ok {
 		return security.ErrInvalidSignature
 	}
+	h.t.verified.put(ck, verified{key: key, id: id})
 	h.remoteKey, h.remoteID = key, id
 	return nil
 }

@@ -33,13 +33,22 @@ type Config struct {
 	// Now returns the current time, used for static key rotation. Nil
 	// means time.Now.
 	Now func() time.Time
+
+	// VerifiedCacheSize is how many successful checks of a peer's
+	// identity (its identity key, and its signature over its static Noise
+	// key) are remembered, so that a peer reconnecting with the same
+	// static key costs no signature verification; see verifiedCache.
+	// Zero means DefaultVerifiedCacheSize (1024, about 200 KiB at most
+	// with Ed25519 keys); negative disables the cache.
+	VerifiedCacheSize int
 }
 
 // Transport runs libp2p Noise handshakes for one local identity. It is safe
 // for concurrent use.
 type Transport struct {
-	local   peer.ID
-	statics *staticCache
+	local    peer.ID
+	statics  *staticCache
+	verified *verifiedCache
 	// suite is the Noise cipher suite; only its Cipher and Hash parts are
 	// used, each handshake supplying its own DH function.
 	cipher noise.CipherFunc
@@ -73,6 +82,10 @@ func New(identity peer.PrivKey, cfg Config) (*Transport, error) {
 	if now == nil {
 		now = time.Now
 	}
+	cacheSize := cfg.VerifiedCacheSize
+	if cacheSize == 0 {
+		cacheSize = DefaultVerifiedCacheSize
+	}
 	return &Transport{
 		local: local,
 		statics: &staticCache{
@@ -82,8 +95,9 @@ func New(identity peer.PrivKey, cfg Config) (*Transport, error) {
 			rng:         rand.Reader,
 			now:         now,
 		},
-		cipher: noise.CipherChaChaPoly,
-		hash:   noise.HashSHA256,
+		verified: newVerifiedCache(cacheSize),
+		cipher:   noise.CipherChaChaPoly,
+		hash:     noise.HashSHA256,
 	}, nil
 }
 
