@@ -8,6 +8,7 @@ import (
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/simopen"
+	"github.com/concordp2p/concord/upgrader"
 )
 
 // Event is what Config.Observer receives: ConnOpened, ConnClosed,
@@ -89,7 +90,7 @@ type BackoffScheduled struct {
 // UpgradeEvent carries an event of the upgrader (upgrade started/finished
 // with per-stage durations and the election record, inbound refused).
 type UpgradeEvent struct {
-	Event any // an upgrader.Event
+	Event upgrader.Event
 }
 
 func (ConnOpened) isHostEvent()        {}
