@@ -62,5 +62,12 @@ func (d *ecdhFunc) DH(priv, pub []byte) ([]byte, error) {
 	return k.ECDH(p)
 }
 
+// forget drops the keys d holds and clears its copy of the ephemeral
+// private key. A DH after it parses the given private key anew.
+func (d *ecdhFunc) forget() {
+	clear(d.ephRaw)
+	d.static, d.staticRaw, d.eph, d.ephRaw = nil, nil, nil, nil
+}
+
 func (d *ecdhFunc) DHLen() int     { return 32 }
 func (d *ecdhFunc) DHName() string { return "25519" }

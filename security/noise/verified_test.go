@@ -1,6 +1,7 @@
 package noise
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -207,5 +208,41 @@ func TestVerifiedCacheBounded(t *testing.T) {
 		if _, ok := d.get(key(1)); ok || d.len() != 0 {
 			t.Errorf("cache of size %d stores entries", size)
 		}
+	}
+}
+
+// TestEphemeralForgotten: once a handshake is over, its DH function (which
+// the connection's cipher states keep through the cipher suite) holds no
+// key, and its copy of the ephemeral private key is zeroed.
+func TestEphemeralForgotten(t *testing.T) {
+	ti := newTransport(t, sectest.Key(t, peer.Ed25519, 0), Config{})
+	tr := newTransport(t, sectest.Key(t, peer.Ed25519, 1), Config{})
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	defer c2.Close()
+	hi := &handshake{ctx: context.Background(), t: ti, raw: c1, p: security.Params{Role: network.RoleInitiator}}
+	hr := &handshake{ctx: context.Background(), t: tr, raw: c2, p: security.Params{Role: network.RoleResponder}}
+	errc := make(chan error, 1)
+	go func() { errc <- hr.run() }()
+	if err := hi.run(); err != nil {
+		t.Fatalf("initiator: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("responder: %v", err)
+	}
+	for _, h := range []*handshake{hi, hr} {
+		if d := h.dh; d.eph != nil || d.ephRaw != nil || d.static != nil || d.staticRaw != nil {
+			t.Errorf("%v: DH function still holds keys after the handshake", h.p.Role)
+		}
+	}
+
+	d := &ecdhFunc{}
+	kp, err := d.GenerateKeypair(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.forget()
+	if !bytes.Equal(kp.Private, make([]byte, 32)) {
+		t.Errorf("ephemeral private key not zeroed by forget: %x", kp.Private)
 	}
 }
