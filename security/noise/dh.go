@@ -27,14 +27,23 @@ type ecdhFunc struct {
 	staticRaw []byte
 	eph       *ecdh.PrivateKey
 	ephRaw    []byte
+	// ephemerals, when set, supplies the ephemeral key pair instead of the
+	// reader GenerateKeypair is given.
+	ephemerals *ephemeralPool
 }
 
 var x25519 = ecdh.X25519()
 
 func (d *ecdhFunc) GenerateKeypair(rng io.Reader) (noise.DHKey, error) {
-	k, err := x25519.GenerateKey(rng)
+	var k *ecdh.PrivateKey
+	var err error
+	if d.ephemerals != nil {
+		k, err = d.ephemerals.take()
+	} else if k, err = x25519.GenerateKey(rng); err != nil {
+		err = fmt.Errorf("generating X25519 key: %w", err)
+	}
 	if err != nil {
-		return noise.DHKey{}, fmt.Errorf("generating X25519 key: %w", err)
+		return noise.DHKey{}, err
 	}
 	d.eph, d.ephRaw = k, k.Bytes()
 	return noise.DHKey{Private: d.ephRaw, Public: k.PublicKey().Bytes()}, nil
@@ -66,7 +75,7 @@ func (d *ecdhFunc) DH(priv, pub []byte) ([]byte, error) {
 // private key. A DH after it parses the given private key anew.
 func (d *ecdhFunc) forget() {
 	clear(d.ephRaw)
-	d.static, d.staticRaw, d.eph, d.ephRaw = nil, nil, nil, nil
+	d.static, d.staticRaw, d.eph, d.ephRaw, d.ephemerals = nil, nil, nil, nil, nil
 }
 
 func (d *ecdhFunc) DHLen() int     { return 32 }

@@ -64,6 +64,14 @@
 // (and so re-derives the public key of) the private key on every call,
 // doubling the scalar multiplications. BenchmarkHandshake compares both.
 //
+// Each Transport keeps four ephemeral X25519 key pairs generated in
+// advance by a background goroutine (one at a time, started when a key is
+// taken and ending when the pool is full), so that key generation leaves
+// the handshake's critical path when the CPU has idle time; each key is
+// used by exactly one handshake. When the handshake ends its DH function
+// forgets its keys and zeroes its copy of the ephemeral private key (the
+// connection's cipher states would otherwise keep it reachable).
+//
 // A Transport also remembers up to Config.VerifiedCacheSize (default 1024)
 // successful checks of a peer's identity, keyed by a SHA-256 of the
 // identity key, the signature and the static key it signs: a peer that

@@ -85,7 +85,7 @@ func (h *handshake) init() error {
 		return err
 	}
 	h.static = s
-	h.dh = &ecdhFunc{static: s.key, staticRaw: s.priv}
+	h.dh = &ecdhFunc{static: s.key, staticRaw: s.priv, ephemerals: h.t.ephemerals}
 	var dh noise.DHFunc = h.dh
 	if h.t.flynnDH {
 		dh = noise.DH25519

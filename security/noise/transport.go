@@ -49,6 +49,9 @@ type Transport struct {
 	local    peer.ID
 	statics  *staticCache
 	verified *verifiedCache
+	// ephemerals pre-generates ephemeral keys; nil generates each in
+	// its handshake (tests and benchmarks compare both).
+	ephemerals *ephemeralPool
 	// suite is the Noise cipher suite; only its Cipher and Hash parts are
 	// used, each handshake supplying its own DH function.
 	cipher noise.CipherFunc
@@ -95,9 +98,10 @@ func New(identity peer.PrivKey, cfg Config) (*Transport, error) {
 			rng:         rand.Reader,
 			now:         now,
 		},
-		verified: newVerifiedCache(cacheSize),
-		cipher:   noise.CipherChaChaPoly,
-		hash:     noise.HashSHA256,
+		verified:   newVerifiedCache(cacheSize),
+		ephemerals: newEphemeralPool(),
+		cipher:     noise.CipherChaChaPoly,
+		hash:       noise.HashSHA256,
 	}, nil
 }
 
