@@ -92,6 +92,7 @@ type Conn struct {
 	recv   *noise.CipherState
 	rsmall [smallRead]byte
 	rpool  *[]byte // pooled buffer under rbuf, nil when rbuf is in rsmall
+	rhigh  int     // bytes of rpool written since it was taken: all cleared
 	rbuf   []byte
 	rstart int // start of the first frame not yet decrypted
 	// lastFrame is the size of the last frame decrypted, length prefix
@@ -159,14 +160,22 @@ func (c *Conn) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-// releaseRead empties rbuf and gives its pooled buffer, cleared, back.
+// releaseRead empties rbuf and gives its pooled buffer back.
 func (c *Conn) releaseRead() {
-	if c.rpool != nil {
-		clear((*c.rpool)[:len(c.rbuf)])
-		putBuf(c.rpool)
-		c.rpool = nil
-	}
+	c.dropPool()
 	c.rbuf, c.rstart, c.plain = c.rsmall[:0], 0, nil
+}
+
+// dropPool clears every byte written to the pooled read buffer since it was
+// taken (compaction may have left plaintext beyond len(rbuf)) and returns
+// it to its pool. rbuf must not be used until it is set again.
+func (c *Conn) dropPool() {
+	if c.rpool == nil {
+		return
+	}
+	clear((*c.rpool)[:max(c.rhigh, len(c.rbuf))])
+	putBuf(c.rpool)
+	c.rpool, c.rhigh = nil, 0
 }
 
 // nextFrame decrypts the next complete frame into c.plain, reading from the
@@ -197,6 +206,7 @@ func (c *Conn) nextFrame() error {
 		}
 		n, err := c.raw.Read(c.rbuf[len(c.rbuf):cap(c.rbuf)])
 		c.rbuf = c.rbuf[:len(c.rbuf)+n]
+		c.rhigh = max(c.rhigh, len(c.rbuf))
 		if n > 0 {
 			// Use what arrived; a lasting error comes back next time.
 			continue
@@ -234,11 +244,8 @@ func (c *Conn) makeRoom(need int) {
 	}
 	p := getBuf(need)
 	buf := append((*p)[:0], rest...)
-	if c.rpool != nil {
-		clear((*c.rpool)[:len(c.rbuf)])
-		putBuf(c.rpool)
-	}
-	c.rpool, c.rbuf, c.rstart = p, buf, 0
+	c.dropPool()
+	c.rpool, c.rbuf, c.rstart, c.rhigh = p, buf, 0, len(buf)
 }
 
 func (c *Conn) readFailed(err error) error {
