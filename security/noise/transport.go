@@ -38,7 +38,7 @@ type Config struct {
 	// identity (its identity key, and its signature over its static Noise
 	// key) are remembered, so that a peer reconnecting with the same
 	// static key costs no signature verification; see verifiedCache.
-	// Zero means DefaultVerifiedCacheSize (1024, about 200 KiB at most
+	// Zero means DefaultVerifiedCacheSize (1024, about 250 KiB at most
 	// with Ed25519 keys); negative disables the cache.
 	VerifiedCacheSize int
 }
