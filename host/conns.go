@@ -107,11 +107,12 @@ func (ps *peerState) notifyLocked() {
 }
 
 // bestLocked is the connection new streams go to: an active one, the most
-// recently proven alive.
+// recently proven alive. A connection whose session has closed but that
+// serveConn has not taken out of the table yet is skipped.
 func (ps *peerState) bestLocked() *Conn {
 	var best *Conn
 	for _, c := range ps.conns {
-		if c.state == stateActive && (best == nil || c.lastAlive.After(best.lastAlive)) {
+		if c.state == stateActive && !c.IsClosed() && (best == nil || c.lastAlive.After(best.lastAlive)) {
 			best = c
 		}
 	}
