@@ -37,18 +37,20 @@
 //     RTT allows, up to 8 MiB (go-yamux's default is 16 MiB): 80 MB/s per
 //     stream at 100 ms RTT, half the worst-case buffering.
 //   - Frames of at most 65519 bytes, header included, so that a full frame
-//     fits one Noise message (go-yamux's 64 KiB needs two); a 4 KiB read
-//     buffer and RTT measured every 30 s (go-yamux's defaults).
+//     fits one Noise message (go-yamux's 64 KiB needs two); no read buffer
+//     over the secured connection, which buffers already (go-libp2p does the
+//     same; go-yamux's default is 4 KiB); RTT measured every 30 s.
 //   - No logging: go-yamux's log lines go to io.Discard unless Config.Logger
 //     is set, then to slog.
 //
 // # Memory
 //
-// An idle session costs about 22 KB per end (BenchmarkIdleSessionMemory on
-// amd64, heap plus stacks after GC: 19–22 KB with no stream, 21–24 KB with
-// one idle stream, varying between runs): about 10 KB of stacks for
-// go-yamux's three goroutines (receive loop, send loop, RTT measurement),
-// the 4 KiB read buffer, and the session's structures. It
+// An idle session cost about 22 KB per end with the former 4 KiB read
+// buffer (BenchmarkIdleSessionMemory on amd64, heap plus stacks after GC:
+// 19–22 KB with no stream, 21–24 KB with one idle stream, varying between
+// runs), about 4 KiB less without it: about 10 KB of stacks for go-yamux's
+// three goroutines (receive loop, send loop, RTT measurement) and the
+// session's structures. It
 // does not depend on the window sizes: go-yamux allocates receive buffers
 // only when data arrives and frees them as it is read. The windows bound
 // the worst case instead: a peer can make a session buffer up to 128 ×

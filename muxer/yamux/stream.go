@@ -47,6 +47,12 @@ type stream struct {
 	wsem       chan struct{}
 	progressAt time.Time // when a Write last made progress; guarded by wsem
 
+	// rsem serializes Reads: go-yamux v5.1.0 races when two goroutines
+	// read one stream at once (Stream.sendWindowUpdate reads and writes
+	// unguarded state; seen by the race detector in nettest's RacyRead).
+	// A second Read waits for the first, which a deadline or Close ends.
+	rsem chan struct{}
+
 	dmu       sync.Mutex // guards the fields below and calls to ys.SetWriteDeadline
 	userWD    time.Time  // the caller's write deadline; zero: none
 	attemptWD time.Time  // deadline of the attempt in progress, or the last one; zero: none set
@@ -65,6 +71,7 @@ func (s *session) wrap(ys *yamux.Stream) *stream {
 		stall:      s.cfg.writeStall,
 		stallCheck: s.cfg.writeStall / 4,
 		wsem:       make(chan struct{}, 1),
+		rsem:       make(chan struct{}, 1),
 	}
 }
 
@@ -72,7 +79,9 @@ func (st *stream) Read(b []byte) (int, error) {
 	if st.readClosed.Load() {
 		return 0, &muxer.Error{Op: "read", Kind: net.ErrClosed}
 	}
+	st.rsem <- struct{}{}
 	n, err := st.ys.Read(b)
+	<-st.rsem
 	if err != nil && st.readClosed.Load() {
 		// go-yamux reports a local CloseRead as a reset
 		return n, &muxer.Error{Op: "read", Kind: net.ErrClosed}
