@@ -565,6 +565,24 @@ func sysctl(t *testing.T, h *netlab.Host, kv string) {
 
 // rule adds an iptables rule in h for the rest of the test and returns its
 // removal.
+// dropBareSYNs drops outgoing bare SYNs in both namespaces of pair and
+// returns the function that removes the rules.
+func dropBareSYNs(t *testing.T, pair *netlab.Pair) func() {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rm, err := pair.DropBareSYNs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := rm(); err != nil {
+			t.Fatalf("removing the SYN rules: %v", err)
+		}
+	}
+}
+
 func rule(t *testing.T, h *netlab.Host, chain string, spec ...string) func() {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -7,7 +7,6 @@ package faults
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -15,39 +14,6 @@ import (
 )
 
 const simopenRuns = 20
-
-// bareSYN matches a TCP segment with SYN set and ACK clear.
-var bareSYN = []string{"-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN", "-j", "DROP"}
-
-// waitSynSent polls until each namespace holds a socket in SYN-SENT towards
-// the other, bounded by 5 s.
-func waitSynSent(pair *netlab.Pair) error {
-	has := func(h, other *netlab.Host) (bool, error) {
-		ss, err := h.Sockets()
-		if err != nil {
-			return false, err
-		}
-		return slices.ContainsFunc(ss, func(s netlab.Socket) bool {
-			return s.State == netlab.StateSynSent && s.Remote.Addr() == other.Addr
-		}), nil
-	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(2 * time.Millisecond) {
-		a, err := has(pair.A, pair.B)
-		if err != nil {
-			return err
-		}
-		b, err := has(pair.B, pair.A)
-		if err != nil {
-			return err
-		}
-		if a && b {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no SYN-SENT socket within 5s (A: %v, B: %v)", a, b)
-		}
-	}
-}
 
 // isSimopen reports whether both ends hold the one connection of a TCP
 // simultaneous open: an election on both ends, nothing accepted by either
@@ -91,16 +57,14 @@ func testSimopenSYNDrop(t *testing.T, l *lab) {
 		port := 40000 + 2*run // fresh 4-tuples: no TIME-WAIT from the last run
 		a := l.start(t, pair.A, peerOpts{Name: "A", Port: port})
 		b := l.start(t, pair.B, peerOpts{Name: "B", Port: port + 1})
-		rmA := rule(t, pair.A, "OUTPUT", bareSYN...)
-		rmB := rule(t, pair.B, "OUTPUT", bareSYN...)
+		rmSYN := dropBareSYNs(t, pair)
 		chA, errA := a.send("connect", b.ID, b.Addr, "echo")
 		chB, errB := b.send("connect", a.ID, a.Addr, "echo")
 		if errA != nil || errB != nil {
 			t.Fatal(errA, errB)
 		}
-		waitErr := waitSynSent(pair)
-		rmA()
-		rmB()
+		waitErr := pair.WaitSynSent(context.Background())
+		rmSYN()
 		var ra, rb connectReply
 		if err := a.await(chA, &ra); err != nil {
 			t.Fatal(err)

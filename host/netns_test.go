@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -12,39 +11,6 @@ import (
 
 // Tests of the host between two network namespaces (internal/netlab), each
 // host in a helper process inside its namespace (netns_helper_test.go).
-
-// bareSYNDrop matches a TCP segment with SYN set and ACK clear.
-var bareSYNDrop = []string{"-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN", "-j", "DROP"}
-
-// waitSynSent polls until each namespace holds a socket in SYN-SENT towards
-// the other, bounded by 5 s.
-func waitSynSent(pair *netlab.Pair) error {
-	has := func(h, peer *netlab.Host) (bool, error) {
-		ss, err := h.Sockets()
-		if err != nil {
-			return false, err
-		}
-		return slices.ContainsFunc(ss, func(s netlab.Socket) bool {
-			return s.State == netlab.StateSynSent && s.Remote.Addr() == peer.Addr
-		}), nil
-	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(2 * time.Millisecond) {
-		a, err := has(pair.A, pair.B)
-		if err != nil {
-			return err
-		}
-		b, err := has(pair.B, pair.A)
-		if err != nil {
-			return err
-		}
-		if a && b {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no SYN-SENT socket within 5s (A: %v, B: %v)", a, b)
-		}
-	}
-}
 
 // checkOneSimopenConn checks that both ends hold one connection that came
 // out of a TCP simultaneous open: an election took place on both ends,
@@ -83,23 +49,17 @@ func TestNetnsSimultaneousOpenDuplicate(t *testing.T) {
 		b := startChild(t, pair.B, helperConfig{Port: port + 1})
 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		var removes []func() error
-		for _, h := range []*netlab.Host{pair.A, pair.B} {
-			rm, err := h.AddRule(ctx, netlab.Rule{Chain: "OUTPUT", Spec: bareSYNDrop})
-			if err != nil {
-				cancel()
-				t.Fatal(err)
-			}
-			removes = append(removes, rm)
+		removeSYN, err := pair.DropBareSYNs(ctx)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
 		}
-		cancel()
 		a.send("connect %s %s", b.id, b.addr)
 		b.send("connect %s %s", a.id, a.addr)
-		waitErr := waitSynSent(pair)
-		for _, rm := range removes {
-			if err := rm(); err != nil {
-				t.Fatalf("removing the SYN rule: %v", err)
-			}
+		waitErr := pair.WaitSynSent(ctx)
+		cancel()
+		if err := removeSYN(); err != nil {
+			t.Fatalf("removing the SYN rules: %v", err)
 		}
 		ra, rb := a.reply(), b.reply()
 		if waitErr != nil {

@@ -43,24 +43,11 @@ var synDrop = []string{"-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN", "-j", "DROP
 // Before calling it, the namespaces should hold no other SYN-SENT socket
 // between the two hosts (use a fresh Pair or let earlier dials finish).
 func (p *Pair) SimultaneousOpen(ctx context.Context, dialA, dialB func(ctx context.Context) error) error {
-	var removes []func() error
-	removeAll := func() error {
-		var errs []error
-		for _, r := range removes {
-			errs = append(errs, r())
-		}
-		return errors.Join(errs...)
+	removeAll, err := p.DropBareSYNs(ctx)
+	if err != nil {
+		return err
 	}
 	defer removeAll()
-	for _, h := range []*Host{p.A, p.B} {
-		for _, v6 := range []bool{false, true} {
-			rm, err := h.AddRule(ctx, Rule{Chain: "OUTPUT", Spec: synDrop, IPv6: v6})
-			if err != nil {
-				return err
-			}
-			removes = append(removes, rm)
-		}
-	}
 
 	errA, errB := make(chan error, 1), make(chan error, 1)
 	go func() { errA <- p.A.Do(func() error { return dialA(ctx) }) }()
@@ -86,9 +73,41 @@ func (p *Pair) SimultaneousOpen(ctx context.Context, dialA, dialB func(ctx conte
 	return errors.Join(errs...)
 }
 
+// DropBareSYNs adds, in both namespaces, rules dropping outgoing bare SYNs
+// (IPv4 and IPv6), the first half of SimultaneousOpen's method, for tests
+// whose dials run elsewhere (in child processes, say). The returned
+// function removes the rules; it is idempotent, and the rules are removed
+// when the test ends anyway. Use WaitSynSent before removing them.
+func (p *Pair) DropBareSYNs(ctx context.Context) (remove func() error, err error) {
+	var removes []func() error
+	remove = func() error {
+		var errs []error
+		for _, r := range removes {
+			errs = append(errs, r())
+		}
+		return errors.Join(errs...)
+	}
+	for _, h := range []*Host{p.A, p.B} {
+		for _, v6 := range []bool{false, true} {
+			rm, err := h.AddRule(ctx, Rule{Chain: "OUTPUT", Spec: synDrop, IPv6: v6})
+			if err != nil {
+				return nil, errors.Join(err, remove())
+			}
+			removes = append(removes, rm)
+		}
+	}
+	return remove, nil
+}
+
+// WaitSynSent polls both namespaces until each holds a socket in SYN-SENT
+// towards the other host, at most 5 s or until ctx ends, and then fails
+// with ErrNoSynSent.
+func (p *Pair) WaitSynSent(ctx context.Context) error { return p.waitSynSent(ctx, nil, nil) }
+
 // waitSynSent polls both namespaces until each has a SYN-SENT socket towards
 // the other host. It gives up early if a dial returns (it can no longer
-// reach SYN-SENT), putting the dial's result back for the caller.
+// reach SYN-SENT), putting the dial's result back for the caller; nil
+// channels mean dials it does not know of.
 func (p *Pair) waitSynSent(ctx context.Context, errA, errB chan error) error {
 	ctx, cancel := context.WithTimeout(ctx, synSentWait)
 	defer cancel()
