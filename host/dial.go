@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -319,11 +318,6 @@ func (h *Host) dialFailed(ps *peerState, a ma.Multiaddr, err error) {
 func (h *Host) backoffDelay(n int) time.Duration {
 	return simopen.Backoff{Base: h.cfg.BackoffBase, Cap: h.cfg.BackoffCap, Rand: h.jitter}.Delay(n - 1)
 }
-
-// globalRand is math/rand/v2's global generator, safe for concurrent use.
-type globalRand struct{}
-
-func (globalRand) Int64N(n int64) int64 { return rand.Int64N(n) }
 
 // nextRetry is when the first of ps's addresses leaves its backoff.
 func (h *Host) nextRetry(ps *peerState) time.Time {

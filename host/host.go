@@ -51,8 +51,8 @@ type Host struct {
 	// dialRaw makes the raw connection of a dial: the TCP transport's
 	// Dial; tests replace it with in-memory pipes to run under synctest.
 	dialRaw func(ctx context.Context, a ma.Multiaddr) (net.Conn, error)
-	// jitter draws backoff jitter; math/rand/v2's generator unless a test
-	// makes it reproducible.
+	// jitter draws backoff jitter; nil means simopen.Backoff's default
+	// (math/rand/v2's generator). Tests make it reproducible.
 	jitter interface{ Int64N(int64) int64 }
 
 	ctx    context.Context // ends at Close; parent of every goroutine's work
@@ -100,7 +100,6 @@ func New(cfg Config) (*Host, error) {
 		peers:    map[peer.ID]*peerState{},
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
-	h.jitter = globalRand{}
 	h.dialRaw = func(ctx context.Context, a ma.Multiaddr) (net.Conn, error) {
 		c, err := h.tr.Dial(ctx, a)
 		if err != nil {
