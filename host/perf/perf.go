@@ -93,14 +93,7 @@ func (srv Server) Serve(ctx context.Context, s Stream) (err error) {
 		idle = DefaultIdleTimeout
 	}
 	w := watchdog.Watch(ctx, s, idle)
-	defer func() {
-		err = w.Release(ctx, err, ErrIdleTimeout)
-		if err == nil || errors.Is(err, ErrIdleTimeout) {
-			_ = s.Close()
-		} else {
-			watchdog.Abort(s)
-		}
-	}()
+	defer func() { err = w.ReleaseServer(ctx, err, ErrIdleTimeout) }()
 
 	var hdr [HeaderSize]byte
 	w.Arm() // one deadline for the whole header, however it trickles in

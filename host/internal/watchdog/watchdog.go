@@ -90,6 +90,19 @@ func (w *Watchdog) Release(ctx context.Context, err, idleErr error) error {
 	return err
 }
 
+// ReleaseServer is Release for a server, which owns its stream: it also
+// ends the stream, closing it when the exchange ended well or went idle,
+// and aborting it (a reset where the stream has one) on any other error.
+func (w *Watchdog) ReleaseServer(ctx context.Context, err, idleErr error) error {
+	err = w.Release(ctx, err, idleErr)
+	if err == nil || errors.Is(err, idleErr) {
+		_ = w.s.Close()
+	} else {
+		Abort(w.s)
+	}
+	return err
+}
+
 // Abort resets s if it can be reset, else closes it.
 func Abort(s Stream) {
 	if r, ok := s.(interface{ Reset() error }); ok {
