@@ -116,5 +116,3 @@ func mustKey(t testing.TB) peer.PrivKey {
 	}
 	return k
 }
-
-type peerAddrInfo = peer.AddrInfo

@@ -14,6 +14,7 @@ import (
 	"github.com/concordp2p/concord/muxer"
 	"github.com/concordp2p/concord/muxer/yamux"
 	"github.com/concordp2p/concord/network"
+	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/simopen/simopentest"
 )
 
@@ -223,7 +224,8 @@ func TestKeepaliveDetectsSilentPeer(t *testing.T) {
 	}
 }
 
-func peerAt(b *Host) (ai peerAddrInfo) {
-	ai.ID, ai.Addrs = b.ID(), append(ai.Addrs, fakeAddr)
-	return ai
+// peerAt is b's identity at the fake address the test's dial function
+// serves.
+func peerAt(b *Host) peer.AddrInfo {
+	return peer.AddrInfo{ID: b.ID(), Addrs: []ma.Multiaddr{fakeAddr}}
 }

@@ -1,7 +1,7 @@
-// Package deptest enforces the layering in DESIGN.md: a lower layer never
-// imports a higher one, and siblings on one layer never import each other.
+// The layers, lowest first:
 //
-//	network, peer  ←  internal/*  ←  transport/tcp  ←  simopen, security, muxer  ←  upgrader  ←  host  ←  cmd
+//	network, peer  ←  internal/*  ←  transport/tcp  ←  simopen, security, muxer  ←  upgrader  ←  host  ←  cmd, faults, spec
+
 package deptest
 
 import (
