@@ -70,6 +70,9 @@ type Session interface {
 	// that the peer had accepted, reaches the peer's session whole. When
 	// ctx ends first it closes at once and streams still open are cut as
 	// by Close. It returns nil only when the peer's close proved delivery.
+	// A stream the peer opens while Shutdown waits is accepted and waited
+	// for; one that crosses the GoAway is refused, never accepted and
+	// then cut.
 	Shutdown(ctx context.Context) error
 
 	// NumStreams is the number of streams open in either direction.

@@ -1,12 +1,15 @@
 package yamux
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/concordp2p/concord/muxer"
 )
@@ -69,6 +72,13 @@ type guardedConn struct {
 	// excepted).
 	goAwaySent     chan struct{}
 	goAwaySentOnce sync.Once
+
+	// The inbound gate, for Shutdown (see hold).
+	holdMu       sync.Mutex    // one hold at a time
+	rmu          sync.Mutex    // guards the fields below
+	parked       bool          // go-yamux's reader is in Read and has delivered nothing yet
+	parkedSignal chan struct{} // closed when the reader next enters Read
+	gate         chan struct{} // while non-nil, Read delivers nothing; closed to reopen
 }
 
 // sendWindow mirrors one stream's send window.
@@ -81,7 +91,9 @@ func newGuardedConn(c net.Conn) *guardedConn {
 }
 
 func (c *guardedConn) Read(p []byte) (int, error) {
+	c.enterRead()
 	n, err := c.Conn.Read(p)
+	c.leaveRead()
 	if n > 0 {
 		c.mu.Lock()
 		if c.bad == nil {
@@ -225,4 +237,80 @@ func (c *guardedConn) tracked() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.windows)
+}
+
+// hold stops inbound bytes from reaching go-yamux and waits until its
+// reader is back inside Read, which proves that every frame delivered
+// before has been handled: go-yamux's receive loop handles a header (a new
+// stream, say) before it reads further, and a read buffer in front of the
+// guard calls Read only once it is empty. Until release is called, no
+// frame the peer sends is handled. It fails when ctx ends or the reader is
+// busy elsewhere (blocked handing a frame to a full send queue) for
+// longer than holdWait.
+func (c *guardedConn) hold(ctx context.Context) (release func(), err error) {
+	c.holdMu.Lock()
+	gate := make(chan struct{})
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			c.rmu.Lock()
+			c.gate = nil
+			c.rmu.Unlock()
+			close(gate)
+			c.holdMu.Unlock()
+		})
+	}
+	c.rmu.Lock()
+	c.gate = gate
+	if c.parked {
+		c.rmu.Unlock()
+		return release, nil
+	}
+	if c.parkedSignal == nil {
+		c.parkedSignal = make(chan struct{})
+	}
+	sig := c.parkedSignal
+	c.rmu.Unlock()
+	t := time.NewTimer(holdWait)
+	defer t.Stop()
+	select {
+	case <-sig:
+		return release, nil
+	case <-ctx.Done():
+		release()
+		return nil, context.Cause(ctx)
+	case <-t.C:
+		release()
+		return nil, errReaderBusy
+	}
+}
+
+// holdWait bounds hold's wait for go-yamux's reader.
+const holdWait = 100 * time.Millisecond
+
+var errReaderBusy = errors.New("the session's reader did not return to the connection")
+
+// enterRead records that the reader waits for the connection.
+func (c *guardedConn) enterRead() {
+	c.rmu.Lock()
+	c.parked = true
+	if c.parkedSignal != nil {
+		close(c.parkedSignal)
+		c.parkedSignal = nil
+	}
+	c.rmu.Unlock()
+}
+
+// leaveRead waits while a hold keeps the gate shut, then lets the bytes
+// read through.
+func (c *guardedConn) leaveRead() {
+	c.rmu.Lock()
+	for c.gate != nil {
+		g := c.gate
+		c.rmu.Unlock()
+		<-g
+		c.rmu.Lock()
+	}
+	c.parked = false
+	c.rmu.Unlock()
 }

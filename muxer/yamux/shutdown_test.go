@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -130,4 +133,107 @@ func TestShutdownBoundedByContext(t *testing.T) {
 			t.Error("session open after Shutdown")
 		}
 	})
+}
+
+// TestShutdownNeverCutsAcceptedStreams: the peer opens echo streams one
+// after another, with several in flight, while this side shuts down. A
+// stream this side accepts must complete; the peer's streams that cross
+// the go-away are refused before they reach this side. Without the hold
+// around the last stream check and the go-away, a stream arriving between
+// the two was accepted and then cut by the peer's close.
+func TestShutdownNeverCutsAcceptedStreams(t *testing.T) {
+	const (
+		iterations = 300
+		openers    = 4
+	)
+	began := time.Now()
+	var accepted, completed, refused int
+	for i := range iterations {
+		if i >= 20 && time.Since(began) > 10*time.Second {
+			break
+		}
+		c, s := tcpSessions(t)
+		var handlers sync.WaitGroup
+		var cut atomic.Int32
+		handlers.Go(func() {
+			for {
+				st, err := c.AcceptStream(context.Background())
+				if err != nil {
+					return
+				}
+				accepted++
+				handlers.Go(func() {
+					defer st.Close()
+					b, err := io.ReadAll(st)
+					if err == nil {
+						_, err = st.Write(b)
+					}
+					if err == nil {
+						err = st.CloseWrite()
+					}
+					if err != nil {
+						cut.Add(1)
+					}
+				})
+			}
+		})
+		var peers sync.WaitGroup
+		var ok, failed atomic.Int32
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		for range openers {
+			peers.Go(func() {
+				for n := 0; n < 1000 && ctx.Err() == nil; n++ {
+					if err := echoOnce(ctx, s, []byte("ping")); err != nil {
+						failed.Add(1)
+						return
+					}
+					ok.Add(1)
+				}
+			})
+		}
+		// Shut down while streams come and go.
+		for ok.Load() < int32(i%7+1) && ctx.Err() == nil {
+			runtime.Gosched()
+		}
+		err := c.Shutdown(ctx)
+		peers.Wait()
+		cancel()
+		_ = s.Close()
+		handlers.Wait()
+		if err != nil {
+			t.Fatalf("iteration %d: Shutdown: %v", i, err)
+		}
+		if n := cut.Load(); n > 0 {
+			t.Fatalf("iteration %d: %d streams accepted by the shutting-down side were cut", i, n)
+		}
+		completed += int(ok.Load())
+		refused += int(failed.Load())
+	}
+	t.Logf("%d streams accepted by the shutting-down side, %d completed; %d refused by the go-away", accepted, completed, refused)
+	if completed != accepted {
+		t.Errorf("%d streams accepted but %d completed", accepted, completed)
+	}
+}
+
+// echoOnce opens a stream on s, writes msg, and expects it back.
+func echoOnce(ctx context.Context, s *session, msg []byte) error {
+	st, err := s.OpenStream(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.Write(msg); err != nil {
+		return err
+	}
+	if err := st.CloseWrite(); err != nil {
+		return err
+	}
+	got, err := io.ReadAll(st)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, msg) {
+		return fmt.Errorf("echo %q, want %q", got, msg)
+	}
+	return nil
 }

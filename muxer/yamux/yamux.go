@@ -207,11 +207,29 @@ func (s *session) Close() error {
 // go-yamux (its AcceptStream discards them after shutdown), so a stream's
 // data is delivered only if the peer accepted the stream; protocols that
 // negotiate before writing (multistream-select) always have.
+//
+// The go-away is sent once no stream is left, and the last check and the
+// go-away are one step as far as the peer's frames go: the guard holds
+// them back meanwhile, so a stream the peer opens just then is refused by
+// go-yamux (it resets streams opened after its go-away) instead of being
+// accepted and then cut by the peer's close.
 func (s *session) Shutdown(ctx context.Context) error {
 	defer s.Close()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for s.ys.NumStreams() > 0 { // go-yamux announces no stream's end
+	for {
+		if s.ys.NumStreams() == 0 { // go-yamux announces no stream's end
+			if s.ys.IsClosed() {
+				return fmt.Errorf("shutdown: before go-away: %w", s.opErr("shutdown"))
+			}
+			sent, err := s.goAwayIfIdle(ctx)
+			if err != nil {
+				return err
+			}
+			if sent {
+				break
+			}
+		}
 		select {
 		case <-tick.C:
 		case <-s.ys.CloseChan():
@@ -219,12 +237,6 @@ func (s *session) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("shutdown: %d streams still open: %w", s.ys.NumStreams(), context.Cause(ctx))
 		}
-	}
-	if s.ys.IsClosed() {
-		return fmt.Errorf("shutdown: before go-away: %w", s.opErr("shutdown"))
-	}
-	if err := s.ys.GoAway(); err != nil {
-		return fmt.Errorf("shutdown: sending go-away: %w", s.opErr("shutdown"))
 	}
 	select {
 	case <-s.conn.goAwaySent:
@@ -254,6 +266,37 @@ func (s *session) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("shutdown: %w: %w", errUnconfirmed, context.Cause(ctx))
 	}
+}
+
+// goAwayIfIdle sends the go-away if no stream is open, with the peer's
+// frames held back from the check until go-yamux has marked its go-away
+// (GoAway sets the mark before it queues the frame). It reports false,
+// nil when a stream is open, or when the receive loop was busy and the
+// check should be repeated.
+func (s *session) goAwayIfIdle(ctx context.Context) (bool, error) {
+	release, err := s.conn.hold(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("shutdown: %w", context.Cause(ctx))
+		}
+		return false, nil // errReaderBusy: try again
+	}
+	defer release()
+	if s.ys.NumStreams() > 0 {
+		return false, nil // one arrived before the hold
+	}
+	// GoAway blocks only while go-yamux's send queue is full.
+	done := make(chan error, 1)
+	go func() { done <- s.ys.GoAway() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return false, fmt.Errorf("shutdown: go-away not queued: %w", context.Cause(ctx))
+	}
+	if err != nil {
+		return false, fmt.Errorf("shutdown: sending go-away: %w", s.opErr("shutdown"))
+	}
+	return true, nil
 }
 
 var errUnconfirmed = errors.New("the peer did not close after the go-away; delivery unconfirmed")
