@@ -359,9 +359,8 @@ func (h *Host) drain(c *Conn, reason error) {
 // markLegacy records that the peer does not speak the hello protocol and,
 // if it now has several connections, resolves them by probing: each older
 // connection is pinged with a short timeout; one that does not answer is
-// dead and closed at once. Of those that answered, the oldest survives (it
-// has just been proven alive, after the newest was opened) and the others
-// drain.
+// dead and closed at once. Of the live ones (those that answered and the
+// newest) the survivor is legacySurvivor's pick and the others drain.
 func (h *Host) markLegacy(c *Conn) {
 	h.mu.Lock()
 	c.legacy = true
@@ -387,6 +386,26 @@ func (h *Host) markLegacy(c *Conn) {
 	}()
 }
 
+// legacySurvivor picks, among active connections to a legacy peer in the
+// order they were opened, the one to keep: the one with the most open
+// streams, the newest of those tied. The peer does not know a decision was
+// made and keeps choosing its own connection for new streams until the
+// loser closes; go-libp2p picks exactly this way (its swarm's isBetterConn:
+// most streams, then the last connection). Keeping its choice means it
+// opens few streams on the loser, so the loser drains quickly and few
+// streams cross its GoAway. The oldest would be the wrong pick: right after
+// a second connection comes up both have as many streams, and go-libp2p
+// moves to the newest.
+func legacySurvivor(live []*Conn) int {
+	best, bestN := 0, -1
+	for i, c := range live {
+		if n := c.Session().NumStreams(); n >= bestN {
+			best, bestN = i, n
+		}
+	}
+	return best
+}
+
 func (h *Host) probeAndResolve(group []*Conn) {
 	newest := group[len(group)-1]
 	var alive []*Conn
@@ -407,8 +426,21 @@ func (h *Host) probeAndResolve(group []*Conn) {
 	if len(alive) == 0 {
 		return
 	}
-	survivor := alive[0]
-	for _, x := range append(alive[1:], newest) {
+	h.mu.Lock()
+	alive = slices.DeleteFunc(append(alive, newest), func(x *Conn) bool {
+		return x.state != stateActive || x.Session().IsClosed()
+	})
+	if len(alive) < 2 {
+		h.mu.Unlock()
+		return
+	}
+	si := legacySurvivor(alive)
+	h.mu.Unlock()
+	survivor := alive[si]
+	for i, x := range alive {
+		if i == si {
+			continue
+		}
 		h.mu.Lock()
 		if x.state != stateActive {
 			h.mu.Unlock()

@@ -18,9 +18,11 @@
 // upgrade: a new incarnation makes the old connections stale, closed at
 // once; otherwise the larger peer ID's newest connection survives. Peers
 // without the protocol (go-libp2p, js-libp2p) are handled by probing the
-// older connection with a ping before anything is closed. A loser drains:
-// no new streams, its open streams get Config.DuplicateGrace (10 s), then
-// it closes gracefully. Config.KeepAll keeps every connection instead.
+// older connection with a ping before anything is closed; of the live
+// ones, the connection with the most open streams survives, the newest of
+// those tied (the one go-libp2p itself picks for new streams). A loser
+// drains: no new streams, its open streams get Config.DuplicateGrace
+// (10 s), then it closes gracefully. Config.KeepAll keeps every connection instead.
 // New streams go to the active connection most recently proven alive, and
 // a stream cut before its protocol was agreed (its connection lost) is
 // reopened on the survivor.
