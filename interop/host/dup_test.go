@@ -27,6 +27,7 @@ import (
 	chost "github.com/concordp2p/concord/host"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/transport/tcp"
+	"github.com/concordp2p/concord/upgrader"
 )
 
 const (
@@ -76,16 +77,44 @@ func countConns(lh lphost.Host, p lppeer.ID) *atomic.Int32 {
 	return &n
 }
 
-// events collects a Concord host's events.
+// events collects a Concord host's events and counts its upgrades.
 type events struct {
-	mu sync.Mutex
-	ev []chost.Event
+	mu                 sync.Mutex
+	ev                 []chost.Event
+	started, succeeded int // upgrades
+	finished           int
 }
 
 func (e *events) observe(ev chost.Event) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.ev = append(e.ev, ev)
-	e.mu.Unlock()
+	if ue, ok := ev.(chost.UpgradeEvent); ok {
+		switch ue := ue.Event.(type) {
+		case upgrader.UpgradeStarted:
+			e.started++
+		case upgrader.UpgradeFinished:
+			e.finished++
+			if ue.Err == nil {
+				e.succeeded++
+			}
+		}
+	}
+}
+
+// settled reports nil when the host runs no upgrade and has upgraded at
+// least the connections go-libp2p reported connected (held): no
+// connection that could still join the table is on its way.
+func (e *events) settled(held int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n := e.started - e.finished; n > 0 {
+		return fmt.Errorf("Concord has %d upgrades in flight", n)
+	}
+	if e.succeeded < held {
+		return fmt.Errorf("go-libp2p reported %d connections, Concord has upgraded %d", held, e.succeeded)
+	}
+	return nil
 }
 
 func (e *events) snapshot() []chost.Event {
@@ -95,8 +124,9 @@ func (e *events) snapshot() []chost.Event {
 }
 
 // newConcord starts a Concord host listening on two loopback addresses,
-// serving echoProto.
-func newConcord(t testing.TB, ev *events) *chost.Host {
+// serving echoProto. The echo handler adds to cut each stream it could not
+// echo in full: a stream that reached Concord and was then cut.
+func newConcord(t testing.TB, ev *events, cut *atomic.Int32) *chost.Host {
 	t.Helper()
 	h, err := chost.New(chost.Config{
 		ListenAddrs: []ma.Multiaddr{
@@ -116,8 +146,13 @@ func newConcord(t testing.TB, ev *events) *chost.Host {
 	t.Cleanup(func() { _ = h.Close() })
 	h.SetStreamHandler(echoProto, func(s *chost.Stream) {
 		defer s.Close()
-		_, _ = io.Copy(s, s)
-		_ = s.CloseWrite()
+		_, err := io.Copy(s, s)
+		if err == nil {
+			err = s.CloseWrite()
+		}
+		if err != nil {
+			cut.Add(1)
+		}
 	})
 	return h
 }
@@ -173,11 +208,17 @@ func sameSingleConn(lh lphost.Host, ch *chost.Host) error {
 	return nil
 }
 
-// waitSameSingleConn polls sameSingleConn until it holds or d has passed.
-func waitSameSingleConn(lh lphost.Host, ch *chost.Host, d time.Duration) (time.Duration, error) {
+// waitConverged polls until sameSingleConn holds and no other connection
+// is on its way (go-libp2p's Connect returns with the first connection
+// while its dial of the other address may still be upgrading), or d has
+// passed.
+func waitConverged(lh lphost.Host, ch *chost.Host, ev *events, held *atomic.Int32, d time.Duration) (time.Duration, error) {
 	start := time.Now()
 	for {
-		err := sameSingleConn(lh, ch)
+		err := ev.settled(int(held.Load()))
+		if err == nil {
+			err = sameSingleConn(lh, ch)
+		}
 		if err == nil {
 			return time.Since(start), nil
 		}
@@ -193,20 +234,45 @@ func waitSameSingleConn(lh lphost.Host, ch *chost.Host, d time.Duration) (time.D
 // NewStream.
 var errNewStream = errors.New("go-libp2p NewStream failed")
 
+// closedByConcord reports whether err is go-libp2p's report that the
+// remote end (Concord) ended the connection normally: a GoAway with code 0,
+// which ends a go-yamux v5 session at once.
+func closedByConcord(err error) bool {
+	var ce *lpnetwork.ConnError
+	return errors.As(err, &ce) && ce.Remote && ce.ErrorCode == 0
+}
+
+// reopens counts the streams runStreams opened a second time, by why the
+// first attempt failed.
+type reopens struct {
+	newStream atomic.Int32 // go-libp2p's NewStream failed
+	crossed   atomic.Int32 // Concord's GoAway crossed the stream's opening
+}
+
 // runStreams opens n echo streams from lh to p at once and returns their
-// errors, joined. A stream whose NewStream fails is opened once more, as an
-// application would: go-libp2p may pick a connection Concord has just
-// drained (it sent GoAway), and unlike Concord's NewStream go-libp2p's
-// does not retry on another connection; reopened counts those. Any other
-// failure means data written was not echoed in full.
-func runStreams(ctx context.Context, lh lphost.Host, p lppeer.ID, n int, reopened *atomic.Int32) error {
+// errors, joined. go-libp2p picks the connection for a stream itself and
+// does not retry on another one, so a stream it opens on a connection
+// Concord is just closing (the loser of duplicate resolution: Concord sends
+// GoAway once the loser has no stream left) fails. With no protocol known
+// it fails inside NewStream; once go-libp2p knows Concord speaks echoProto
+// it negotiates lazily, NewStream returns at once, and the failure shows on
+// the first Read or Write as a connection closed by the remote. Either way
+// the stream crossed the GoAway on the wire, never reached Concord's
+// handler (newConcord's cut counter checks that), and is opened once more,
+// as an application would. Any other failure means data written was not
+// echoed in full.
+func runStreams(ctx context.Context, lh lphost.Host, p lppeer.ID, n int, re *reopens) error {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
 			err := echoFromLibp2p(ctx, lh, p, streamSize)
-			if errors.Is(err, errNewStream) {
-				reopened.Add(1)
+			switch {
+			case errors.Is(err, errNewStream):
+				re.newStream.Add(1)
+				err = echoFromLibp2p(ctx, lh, p, streamSize)
+			case closedByConcord(err):
+				re.crossed.Add(1)
 				err = echoFromLibp2p(ctx, lh, p, streamSize)
 			}
 			if err != nil {
@@ -232,13 +298,16 @@ func TestGoLibp2pDialsTwice(t *testing.T) {
 	began := time.Now()
 	var slowest time.Duration
 	runs, twice := 0, 0
-	var reopened atomic.Int32
+	var (
+		re  reopens
+		cut atomic.Int32
+	)
 	for ; runs < 500; runs++ {
 		if runs >= minRuns && time.Since(began) > budget {
 			break
 		}
 		var ev events
-		ch := newConcord(t, &ev)
+		ch := newConcord(t, &ev, &cut)
 		lh := newLibp2p(t)
 		cid := lppeer.ID(ch.ID())
 		held := countConns(lh, cid)
@@ -246,12 +315,12 @@ func TestGoLibp2pDialsTwice(t *testing.T) {
 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		streamErr := make(chan error, 1)
-		go func() { streamErr <- runStreams(ctx, lh, cid, streamsPerRun, &reopened) }()
+		go func() { streamErr <- runStreams(ctx, lh, cid, streamsPerRun, &re) }()
 		if err := lh.Connect(ctx, lppeer.AddrInfo{ID: cid, Addrs: ch.Addrs()}); err != nil {
 			cancel()
 			t.Fatalf("run %d: go-libp2p Connect: %v", runs, err)
 		}
-		took, convErr := waitSameSingleConn(lh, ch, convergeBound)
+		took, convErr := waitConverged(lh, ch, &ev, held, convergeBound)
 		slowest = max(slowest, took)
 		if err := <-streamErr; err != nil {
 			t.Errorf("run %d: streams opened by go-libp2p during resolution: %v", runs, err)
@@ -260,7 +329,7 @@ func TestGoLibp2pDialsTwice(t *testing.T) {
 			cancel()
 			t.Fatalf("run %d: %v", runs, convErr)
 		}
-		if err := runStreams(ctx, lh, cid, 1, &reopened); err != nil {
+		if err := runStreams(ctx, lh, cid, 1, &re); err != nil {
 			t.Errorf("run %d: echo after convergence: %v", runs, err)
 		}
 		cancel()
@@ -289,9 +358,9 @@ func TestGoLibp2pDialsTwice(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("%d runs in %v (%d where go-libp2p held two connections); slowest convergence after Connect returned: %v; "+
-		"%d of %d streams reopened after go-libp2p's NewStream failed on a drained connection",
-		runs, time.Since(began).Round(time.Millisecond), twice, slowest, reopened.Load(), runs*(streamsPerRun+1))
+	t.Logf("%d runs in %v (%d where go-libp2p held two connections); slowest convergence after Connect returned: %v",
+		runs, time.Since(began).Round(time.Millisecond), twice, slowest)
+	checkReopens(t, &re, &cut, runs*(streamsPerRun+1))
 	// Runs where go-libp2p kept one connection test nothing.
 	if twice < runs/10 {
 		t.Errorf("go-libp2p held two connections in %d of %d runs, want at least a tenth", twice, runs)
@@ -305,10 +374,13 @@ func TestGoLibp2pCrossingDials(t *testing.T) {
 	const runs = 50
 	twice := 0
 	var slowest time.Duration
-	var reopened atomic.Int32
+	var (
+		re  reopens
+		cut atomic.Int32
+	)
 	for run := range runs {
 		var ev events
-		ch := newConcord(t, &ev)
+		ch := newConcord(t, &ev, &cut)
 		lh := newLibp2p(t)
 		cid, lid := lppeer.ID(ch.ID()), peer.ID(lh.ID())
 		held := countConns(lh, cid)
@@ -329,8 +401,8 @@ func TestGoLibp2pCrossingDials(t *testing.T) {
 			t.Fatalf("run %d: Connect: go-libp2p %v, Concord %v", run, lerr, cerr)
 		}
 		streamErrs := make(chan error, 1)
-		go func() { streamErrs <- runStreams(ctx, lh, cid, streamsPerRun, &reopened) }()
-		took, convErr := waitSameSingleConn(lh, ch, convergeBound)
+		go func() { streamErrs <- runStreams(ctx, lh, cid, streamsPerRun, &re) }()
+		took, convErr := waitConverged(lh, ch, &ev, held, convergeBound)
 		slowest = max(slowest, took)
 		if streamErr := <-streamErrs; streamErr != nil {
 			t.Errorf("run %d: streams opened by go-libp2p during resolution: %v", run, streamErr)
@@ -349,10 +421,32 @@ func TestGoLibp2pCrossingDials(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("%d runs, %d with two crossing connections; slowest convergence: %v; %d of %d streams reopened after go-libp2p's NewStream failed on a drained connection",
-		runs, twice, slowest, reopened.Load(), runs*streamsPerRun)
+	t.Logf("%d runs, %d with two crossing connections; slowest convergence: %v", runs, twice, slowest)
+	checkReopens(t, &re, &cut, runs*streamsPerRun)
 	if twice == 0 {
 		t.Errorf("crossing dials never made two connections: the test exercised nothing")
+	}
+}
+
+// maxReopenedPercent bounds the share of streams go-libp2p opened on a
+// connection Concord was closing. The crossing is a race on the wire that
+// no survivor choice removes, but Concord keeps the connection go-libp2p
+// prefers for new streams, so few should cross; a rule that drained
+// go-libp2p's choice would send most of them there.
+const maxReopenedPercent = 5
+
+// checkReopens reports the streams opened a second time and fails the test
+// when any stream reached Concord's handler and was cut, or when more than
+// maxReopenedPercent of the streams had to be reopened.
+func checkReopens(t *testing.T, re *reopens, cut *atomic.Int32, streams int) {
+	t.Helper()
+	ns, crossed := int(re.newStream.Load()), int(re.crossed.Load())
+	t.Logf("%d of %d streams reopened: %d failed in go-libp2p's NewStream, %d after it, closed by Concord's GoAway", ns+crossed, streams, ns, crossed)
+	if n := cut.Load(); n != 0 {
+		t.Errorf("%d streams reached Concord's echo handler and were cut", n)
+	}
+	if (ns+crossed)*100 > maxReopenedPercent*streams {
+		t.Errorf("%d of %d streams had to be reopened, more than %d %%", ns+crossed, streams, maxReopenedPercent)
 	}
 }
 
