@@ -292,8 +292,14 @@ func runStreams(ctx context.Context, lh lphost.Host, p lppeer.ID, n int, re *reo
 // Connect returning, and every stream must echo in full.
 func TestGoLibp2pDialsTwice(t *testing.T) {
 	const (
-		minRuns = 50               // at least
-		budget  = 20 * time.Second // then more while time is left
+		// Run at least minRuns, and on until minTwice of them left
+		// go-libp2p with two connections (the runs that test anything):
+		// about half do on an idle machine, a tenth under CI's load,
+		// where go-libp2p more often cancels its second dial in time.
+		minRuns  = 400
+		minTwice = 40
+		maxRuns  = 2000
+		budget   = 60 * time.Second
 	)
 	began := time.Now()
 	var slowest time.Duration
@@ -302,8 +308,8 @@ func TestGoLibp2pDialsTwice(t *testing.T) {
 		re  reopens
 		cut atomic.Int32
 	)
-	for ; runs < 500; runs++ {
-		if runs >= minRuns && time.Since(began) > budget {
+	for ; runs < maxRuns && time.Since(began) < budget; runs++ {
+		if runs >= minRuns && twice >= minTwice {
 			break
 		}
 		var ev events
@@ -362,8 +368,8 @@ func TestGoLibp2pDialsTwice(t *testing.T) {
 		runs, time.Since(began).Round(time.Millisecond), twice, slowest)
 	checkReopens(t, &re, &cut, runs*(streamsPerRun+1))
 	// Runs where go-libp2p kept one connection test nothing.
-	if twice < runs/10 {
-		t.Errorf("go-libp2p held two connections in %d of %d runs, want at least a tenth", twice, runs)
+	if twice < minTwice {
+		t.Errorf("go-libp2p held two connections in %d of %d runs, want at least %d", twice, runs, minTwice)
 	}
 }
 
