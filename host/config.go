@@ -22,6 +22,7 @@ const (
 	DefaultBackoffBase        = time.Second
 	DefaultBackoffCap         = 5 * time.Minute
 	DefaultTieRetries         = 3
+	DefaultResetRetries       = 1
 	DefaultDuplicateGrace     = 10 * time.Second
 	DefaultHelloTimeout       = 10 * time.Second
 	DefaultProbeTimeout       = 500 * time.Millisecond
@@ -86,8 +87,20 @@ type Config struct {
 	BackoffBase time.Duration
 	BackoffCap  time.Duration
 	// TieRetries bounds the redials after an election tie
-	// (upgrader.ErrSimopenTie). Default 3.
+	// (upgrader.ErrSimopenTie). Default 3; negative: none.
 	TieRetries int
+	// ResetRetries bounds the redials of an address whose connection was
+	// reset or closed by the other end before the security handshake
+	// began: the peer's kernel aborted it on an accept queue overflow
+	// (tcp_abort_on_overflow), or its listener refused it over an
+	// admission limit. Only multistream-select had been exchanged, so
+	// nothing of the application's was lost and redialing is safe. The
+	// redials wait a jittered delay (full jitter, base 100 ms, doubling)
+	// so that a loaded listener is not hit again at once. The default is
+	// one redial: the client cannot tell an overflow from a deliberate
+	// refusal, and more redials would multiply the load on a listener
+	// that refuses because it is full. Default 1; negative: none.
+	ResetRetries int
 
 	// KeepAll keeps every connection to a peer, as libp2p does, instead
 	// of resolving duplicates to one.
@@ -150,6 +163,9 @@ func (cfg Config) populate() (Config, error) {
 	def(&cfg.CloseTimeout, DefaultCloseTimeout)
 	if cfg.TieRetries == 0 {
 		cfg.TieRetries = DefaultTieRetries
+	}
+	if cfg.ResetRetries == 0 {
+		cfg.ResetRetries = DefaultResetRetries
 	}
 	for _, d := range []time.Duration{cfg.NegotiationTimeout, cfg.DialStagger, cfg.DialTimeout, cfg.BackoffBase,
 		cfg.BackoffCap, cfg.DuplicateGrace, cfg.HelloTimeout, cfg.ProbeTimeout, cfg.CloseTimeout} {

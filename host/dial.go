@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"syscall"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -273,19 +275,32 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 }
 
 // dialAddr dials one address and upgrades the connection, redialing after
-// a jittered delay when the election tied.
+// a jittered delay when the election tied (Config.TieRetries) or the peer
+// reset the connection before security began (Config.ResetRetries).
 func (h *Host) dialAddr(ctx context.Context, p peer.ID, a ma.Multiaddr) (*upgrader.Conn, error) {
-	tie := simopen.Backoff{Base: 50 * time.Millisecond, Cap: time.Second}
-	for attempt := 0; ; attempt++ {
+	tie := simopen.Backoff{Base: 50 * time.Millisecond, Cap: time.Second, Rand: h.jitter}
+	reset := simopen.Backoff{Base: 100 * time.Millisecond, Cap: 2 * time.Second, Rand: h.jitter}
+	ties, resets := 0, 0
+	for {
 		raw, err := h.dialRaw(ctx, a)
 		if err != nil {
 			return nil, err
 		}
 		c, err := h.upgradeOutbound(ctx, raw, p)
-		if err == nil || !errors.Is(err, upgrader.ErrSimopenTie) || attempt >= h.cfg.TieRetries {
-			return c, err
+		var delay time.Duration
+		switch {
+		case err == nil:
+			return c, nil
+		case errors.Is(err, upgrader.ErrSimopenTie) && ties < h.cfg.TieRetries:
+			delay = tie.Delay(ties)
+			ties++
+		case resetBeforeSecurity(err) && resets < h.cfg.ResetRetries:
+			delay = reset.Delay(resets)
+			resets++
+		default:
+			return nil, err
 		}
-		t := time.NewTimer(tie.Delay(attempt))
+		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -293,6 +308,19 @@ func (h *Host) dialAddr(ctx context.Context, p peer.ID, a ma.Multiaddr) (*upgrad
 			return nil, err
 		}
 	}
+}
+
+// resetBeforeSecurity reports whether an upgrade failed because the other
+// end reset or closed the connection during the first stage (the election
+// and security protocol selection), before it had answered any handshake:
+// nothing of the application's had been sent.
+func resetBeforeSecurity(err error) bool {
+	var ue *upgrader.Error
+	if !errors.As(err, &ue) || ue.Stage != upgrader.StageSimopen {
+		return false
+	}
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func (h *Host) dialFailed(ps *peerState, a ma.Multiaddr, err error) {

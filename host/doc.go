@@ -33,7 +33,10 @@
 // the peer's addresses with a stagger (250 ms), first success wins.
 // Failed addresses back off with exponential backoff and full jitter
 // (base 1 s, cap 5 min), visible with Backoff and bypassed by ForceDial; a
-// dial whose simopen election tied is retried after a jittered delay.
+// dial whose simopen election tied is retried after a jittered delay, and
+// so is one the peer reset or closed before the security handshake began
+// (an accept queue overflow, a listener over its limits): nothing of the
+// application's had been sent (Config.TieRetries, Config.ResetRetries).
 // KeepConnected keeps a connection up until Forget.
 //
 // # Nothing waits forever
