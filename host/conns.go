@@ -423,9 +423,6 @@ func (h *Host) probeAndResolve(group []*Conn) {
 		h.mu.Unlock()
 		alive = append(alive, x)
 	}
-	if len(alive) == 0 {
-		return
-	}
 	h.mu.Lock()
 	alive = slices.DeleteFunc(append(alive, newest), func(x *Conn) bool {
 		return x.state != stateActive || x.Session().IsClosed()
