@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -324,7 +325,8 @@ func (l *DelayLine) write() {
 
 // Stop releases the packets still held (at once, not after their delay,
 // and in order), removes the rules, unbinds the queue and closes the
-// socket; no packet is lost by stopping. Stopping while traffic flows can
+// socket; no packet is lost by stopping, and Stop returns an error if the
+// kernel's queue still held one when it was unbound. Stopping while traffic flows can
 // reorder the few packets that sit in the queue, for microseconds, at the
 // instant a rule goes: new packets then bypass the queue and may overtake
 // them. TCP may answer that with spurious retransmissions. It is safe
@@ -346,6 +348,14 @@ func (l *DelayLine) Stop() error {
 		<-l.wrDone
 		if l.readErr != nil {
 			errs = append(errs, fmt.Errorf("reading the queue: %w", l.readErr))
+		}
+		// The unbind drops whatever still waits for a verdict. The
+		// kernel's own count says whether anything does, so a loss at
+		// Stop is an error rather than a guess from TCP's behaviour.
+		if st, err := l.host.queueStatus(l.queue); err != nil {
+			errs = append(errs, err)
+		} else if st.waiting != 0 {
+			errs = append(errs, fmt.Errorf("netlab: delay line in %s: %d of the %d packets queued still waited for a verdict at Stop; the unbind dropped them", l.host.Name, st.waiting, st.assigned))
 		}
 		unbind := nfqMessage(nfqnlMsgConfig, nlmFRequest, 3, l.queue,
 			nlAttr{nfqaCfgCmd, []byte{nfqnlCfgCmdUnbind, 0, 0, 0}})
@@ -380,4 +390,49 @@ func pinToOneCPU() {
 			return
 		}
 	}
+}
+
+// queueState is one line of the namespace's
+// /proc/net/netfilter/nfnetlink_queue.
+type queueState struct {
+	waiting  uint64 // packets queued and not yet given a verdict
+	assigned uint64 // packet ids the kernel has handed out (id_sequence)
+}
+
+// queueStatus reads the kernel's view of queue num in the host's namespace.
+func (h *Host) queueStatus(num uint16) (queueState, error) {
+	var text []byte
+	if err := h.Do(func() (err error) {
+		text, err = os.ReadFile("/proc/thread-self/net/netfilter/nfnetlink_queue")
+		return err
+	}); err != nil {
+		return queueState{}, fmt.Errorf("netlab: reading queue %d's state in %s: %w", num, h.Name, err)
+	}
+	st, err := parseQueueStatus(string(text), num)
+	if err != nil {
+		return queueState{}, fmt.Errorf("netlab: queue %d in %s: %w", num, h.Name, err)
+	}
+	return st, nil
+}
+
+// parseQueueStatus finds queue num in the kernel's nfnetlink_queue table:
+// one line per bound queue, "num portid waiting copy_mode copy_range
+// queue_dropped user_dropped id_sequence 1".
+func parseQueueStatus(text string, num uint16) (queueState, error) {
+	for line := range strings.Lines(text) {
+		f := strings.Fields(line)
+		if len(f) < 8 || f[0] != strconv.Itoa(int(num)) {
+			continue
+		}
+		var v [8]uint64
+		for i := range v {
+			n, err := strconv.ParseUint(f[i], 10, 64)
+			if err != nil {
+				return queueState{}, fmt.Errorf("field %d of %q: %w", i+1, strings.TrimSpace(line), err)
+			}
+			v[i] = n
+		}
+		return queueState{waiting: v[2], assigned: v[7]}, nil
+	}
+	return queueState{}, errors.New("not bound (no line in nfnetlink_queue)")
 }

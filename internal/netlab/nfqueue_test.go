@@ -111,8 +111,15 @@ func TestDelayLineRejectsNonPositive(t *testing.T) {
 }
 
 // TestDelayLineStopLosesNothing stops both delay lines in the middle of a
-// bulk transfer: every byte must arrive and no segment may be retransmitted
-// (a packet dropped at Stop would be).
+// bulk transfer: every byte must arrive, the kernel's queue must be empty
+// when Stop unbinds it (Stop checks), and the link must drop nothing.
+//
+// TCP's retransmissions are logged, not judged. Stopping while traffic
+// flows lets new packets overtake the few still in the queue, and TCP may
+// retransmit on that reordering; whether the sender then counts the
+// receiver's D-SACKs varies (a run with 45 retransmitted segments, 2
+// D-SACKs sent and none counted, and no drop anywhere, failed CI when this
+// test judged by them).
 func TestDelayLineStopLosesNothing(t *testing.T) {
 	p := NewPair(t)
 	ln := listenIn(t, p.B, net.JoinHostPort(p.B.Addr.String(), "0"))
@@ -134,6 +141,7 @@ func TestDelayLineStopLosesNothing(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	ctx := context.Background()
 	const d = 20 * time.Millisecond
 	var lines []*DelayLine
@@ -144,14 +152,14 @@ func TestDelayLineStopLosesNothing(t *testing.T) {
 		}
 		lines = append(lines, l)
 	}
-	// Let TCP learn the new round trip first, so that no retransmission
-	// is spurious.
+	// Let TCP learn the new round trip first.
 	for range 10 {
 		if _, err := c.Write(make([]byte, 1000)); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(2 * d)
 	}
+	linksBefore := linkStats(t, p)
 	before, err := p.A.TCPCounters()
 	if err != nil {
 		t.Fatal(err)
@@ -178,42 +186,71 @@ func TestDelayLineStopLosesNothing(t *testing.T) {
 	if n := <-received; n != total+10*1000 {
 		t.Errorf("received %d bytes, want %d", n, total+10*1000)
 	}
-	// The D-SACKs for the last spurious retransmissions can still be on
-	// their way when the receiver has every byte, and a loaded machine
-	// delays them further: keep the sender open (so it processes them) and
-	// read the counters until loss is ruled out or they stop changing, at
-	// most 2 s. A burst of 45 retransmissions whose D-SACKs were not yet
-	// counted failed this test under the fault suite's load.
-	var after map[string]uint64
-	settled := func() bool {
-		if after, err = p.A.TCPCounters(); err != nil {
-			t.Fatal(err)
+	linksAfter := linkStats(t, p)
+	for i, h := range []*Host{p.A, p.B} {
+		b, a := linksBefore[i], linksAfter[i]
+		if a.RxDropped != b.RxDropped || a.TxDropped != b.TxDropped {
+			t.Errorf("%s's link dropped %d received and %d sent packets during the transfer", h.Name, a.RxDropped-b.RxDropped, a.TxDropped-b.TxDropped)
 		}
-		return after["RetransSegs"]-before["RetransSegs"] <=
-			after["TCPDSACKRecvSegs"]-before["TCPDSACKRecvSegs"]+after["TCPLossProbes"]-before["TCPLossProbes"]
 	}
-	for deadline := time.Now().Add(2 * time.Second); !settled() && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	c.Close()
-	// Retransmissions alone do not prove loss: the packets queued at the
-	// instant a rule goes can be overtaken by new ones (microseconds), and
-	// with a round trip of microseconds learned before the lines started,
-	// TCP's reordering window is tiny, so it may retransmit spuriously;
-	// a loaded machine may also send a tail loss probe. The receiver
-	// reports every duplicate with a D-SACK, so a retransmission that is
-	// neither D-SACKed nor a probe repaired a real loss.
-	retrans := after["RetransSegs"] - before["RetransSegs"]
-	dsacked := after["TCPDSACKRecvSegs"] - before["TCPDSACKRecvSegs"]
-	probes := after["TCPLossProbes"] - before["TCPLossProbes"]
-	if retrans > dsacked+probes {
-		t.Errorf("%d segments retransmitted across Stop, only %d reported as duplicates and %d loss probes: packets were lost (held %d before Stop; verdict or parse failures: A %d, B %d)",
-			retrans, dsacked, probes, held, lines[0].Failures(), lines[1].Failures())
-	} else if retrans > 0 {
-		t.Logf("%d spurious retransmissions across Stop (%d D-SACKed, %d probes): reordering, no loss", retrans, dsacked, probes)
+	if f := lines[0].Failures() + lines[1].Failures(); f != 0 {
+		t.Errorf("verdict or parse failures: A %d, B %d; want 0 (a lost verdict is a lost packet)", lines[0].Failures(), lines[1].Failures())
 	}
 	if held == 0 {
 		t.Errorf("the line held no packet of the transfer before Stop; the test proves nothing")
+	}
+	if after, err := p.A.TCPCounters(); err == nil {
+		t.Logf("held %d packets before Stop; sender retransmitted %d segments, counted %d D-SACKed, %d loss probes",
+			held, after["RetransSegs"]-before["RetransSegs"], after["TCPDSACKRecvSegs"]-before["TCPDSACKRecvSegs"],
+			after["TCPLossProbes"]-before["TCPLossProbes"])
+	}
+}
+
+// linkStats returns the link counters of A and B.
+func linkStats(t *testing.T, p *Pair) [2]LinkStats {
+	t.Helper()
+	var out [2]LinkStats
+	for i, h := range []*Host{p.A, p.B} {
+		st, err := h.LinkStats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = st
+	}
+	return out
+}
+
+func TestParseQueueStatus(t *testing.T) {
+	const table = "    0  12345     0 1 65531     0     0       17  1\n    3 999     5 1 65531     0     0      260  1\n"
+	st, err := parseQueueStatus(table, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.waiting != 5 || st.assigned != 260 {
+		t.Errorf("queue 3 = %+v, want waiting 5, assigned 260", st)
+	}
+	if _, err := parseQueueStatus(table, 1); err == nil {
+		t.Errorf("queue 1 (absent): err = nil, want an error")
+	}
+	if _, err := parseQueueStatus("    2 1 x 1 0 0 0 1 1\n", 2); err == nil {
+		t.Errorf("non-numeric field: err = nil, want an error")
+	}
+}
+
+func TestParseLinkStats(t *testing.T) {
+	const dev = "Inter-|   Receive                                                |  Transmit\n" +
+		" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n" +
+		"    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n" +
+		" veth0: 8480852     256    0    7    0     0          0         0    11246     167    0    2    0     0       0          0\n"
+	st, err := parseLinkStats(dev, "veth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (LinkStats{RxPackets: 256, RxDropped: 7, TxPackets: 167, TxDropped: 2}); st != want {
+		t.Errorf("veth0 = %+v, want %+v", st, want)
+	}
+	if _, err := parseLinkStats(dev, "eth0"); err == nil {
+		t.Errorf("eth0 (absent): err = nil, want an error")
 	}
 }
 

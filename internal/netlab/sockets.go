@@ -154,6 +154,55 @@ func parseProcAddr(s string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(addr.Unmap(), uint16(port)), nil
 }
 
+// LinkStats are a network device's packet counters (/proc/net/dev).
+type LinkStats struct {
+	RxPackets, RxDropped, TxPackets, TxDropped uint64
+}
+
+// LinkStats returns the counters of the host's veth link. A packet one end
+// sent and the other did not receive shows as a difference between the
+// sender's TxPackets and the receiver's RxPackets, or as a drop.
+func (h *Host) LinkStats() (LinkStats, error) {
+	var text []byte
+	if err := h.Do(func() (err error) {
+		text, err = os.ReadFile("/proc/thread-self/net/dev")
+		return err
+	}); err != nil {
+		return LinkStats{}, fmt.Errorf("netlab: link counters in %s: %w", h.Name, err)
+	}
+	st, err := parseLinkStats(string(text), h.Link)
+	if err != nil {
+		return LinkStats{}, fmt.Errorf("netlab: link counters in %s: %w", h.Name, err)
+	}
+	return st, nil
+}
+
+// parseLinkStats finds dev in /proc/net/dev's table: "dev: rx_bytes
+// rx_packets rx_errs rx_drop rx_fifo rx_frame rx_compressed rx_multicast
+// tx_bytes tx_packets tx_errs tx_drop ...".
+func parseLinkStats(text, dev string) (LinkStats, error) {
+	for line := range strings.Lines(text) {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(name) != dev {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 12 {
+			return LinkStats{}, fmt.Errorf("%s has %d fields, want at least 12", dev, len(f))
+		}
+		var v [12]uint64
+		for i := range v {
+			n, err := strconv.ParseUint(f[i], 10, 64)
+			if err != nil {
+				return LinkStats{}, fmt.Errorf("%s field %d: %w", dev, i+1, err)
+			}
+			v[i] = n
+		}
+		return LinkStats{RxPackets: v[1], RxDropped: v[3], TxPackets: v[9], TxDropped: v[11]}, nil
+	}
+	return LinkStats{}, fmt.Errorf("no device %s", dev)
+}
+
 // TCPCounters returns the namespace's TCP statistics: the "Tcp:" counters
 // of /proc/net/snmp (RetransSegs, ActiveOpens, AttemptFails, ...) and the
 // "TcpExt:" counters of /proc/net/netstat (TCPTimeouts, ListenDrops, ...),
