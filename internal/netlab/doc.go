@@ -33,8 +33,9 @@
 // (`ip netns exec`), Host.AddRule installs iptables/ip6tables rules,
 // Host.Blackhole makes a host vanish silently (the peer sees no RST, no
 // ICMP: a powered-off machine or a forgetful NAT), Host.Sockets lists the
-// namespace's TCP sockets with their kernel states and Host.TCPCounters its
-// TCP statistics (retransmissions, timeouts, listen drops).
+// namespace's TCP sockets with their kernel states, Host.TCPCounters its
+// TCP statistics (retransmissions, timeouts, listen drops) and
+// Host.LinkStats the veth link's packet and drop counters.
 //
 // # Simultaneous open
 //

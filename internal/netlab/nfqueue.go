@@ -401,14 +401,11 @@ type queueState struct {
 
 // queueStatus reads the kernel's view of queue num in the host's namespace.
 func (h *Host) queueStatus(num uint16) (queueState, error) {
-	var text []byte
-	if err := h.Do(func() (err error) {
-		text, err = os.ReadFile("/proc/thread-self/net/netfilter/nfnetlink_queue")
-		return err
-	}); err != nil {
+	text, err := h.readProcNet("netfilter/nfnetlink_queue")
+	if err != nil {
 		return queueState{}, fmt.Errorf("netlab: reading queue %d's state in %s: %w", num, h.Name, err)
 	}
-	st, err := parseQueueStatus(string(text), num)
+	st, err := parseQueueStatus(text, num)
 	if err != nil {
 		return queueState{}, fmt.Errorf("netlab: queue %d in %s: %w", num, h.Name, err)
 	}

@@ -163,14 +163,11 @@ type LinkStats struct {
 // sent and the other did not receive shows as a difference between the
 // sender's TxPackets and the receiver's RxPackets, or as a drop.
 func (h *Host) LinkStats() (LinkStats, error) {
-	var text []byte
-	if err := h.Do(func() (err error) {
-		text, err = os.ReadFile("/proc/thread-self/net/dev")
-		return err
-	}); err != nil {
+	text, err := h.readProcNet("dev")
+	if err != nil {
 		return LinkStats{}, fmt.Errorf("netlab: link counters in %s: %w", h.Name, err)
 	}
-	st, err := parseLinkStats(string(text), h.Link)
+	st, err := parseLinkStats(text, h.Link)
 	if err != nil {
 		return LinkStats{}, fmt.Errorf("netlab: link counters in %s: %w", h.Name, err)
 	}
@@ -210,22 +207,26 @@ func parseLinkStats(text, dev string) (LinkStats, error) {
 // kernel did in between, e.g. that no segment was retransmitted.
 func (h *Host) TCPCounters() (map[string]uint64, error) {
 	out := make(map[string]uint64)
-	err := h.Do(func() error {
-		for _, f := range []struct{ path, prefix string }{
-			{"/proc/thread-self/net/snmp", "Tcp:"},
-			{"/proc/thread-self/net/netstat", "TcpExt:"},
-		} {
-			b, err := os.ReadFile(f.path)
-			if err != nil {
-				return err
-			}
-			if err := parseCounters(string(b), f.prefix, out); err != nil {
-				return fmt.Errorf("%s: %w", f.path, err)
-			}
+	for _, f := range []struct{ name, prefix string }{{"snmp", "Tcp:"}, {"netstat", "TcpExt:"}} {
+		text, err := h.readProcNet(f.name)
+		if err != nil {
+			return nil, err
 		}
-		return nil
+		if err := parseCounters(text, f.prefix, out); err != nil {
+			return nil, fmt.Errorf("/proc/net/%s in %s: %w", f.name, h.Name, err)
+		}
+	}
+	return out, nil
+}
+
+// readProcNet reads /proc/net/<name> as the host's namespace sees it.
+func (h *Host) readProcNet(name string) (string, error) {
+	var b []byte
+	err := h.Do(func() (err error) {
+		b, err = os.ReadFile("/proc/thread-self/net/" + name)
+		return err
 	})
-	return out, err
+	return string(b), err
 }
 
 // parseCounters reads the kernel's two-line counter format: a line of names
