@@ -32,6 +32,31 @@ func listenIn(t *testing.T, h *Host, addr string) net.Listener {
 	return ln
 }
 
+// dialFrom dials addr over TCP from inside h; the conn closes when the test
+// ends.
+func dialFrom(t *testing.T, h *Host, addr string) net.Conn {
+	t.Helper()
+	var c net.Conn
+	if err := h.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp", addr, 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("dial from %s to %s: %v", h.Name, addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// echoOne echoes everything on the first connection ln accepts.
+func echoOne(ln net.Listener) {
+	c, err := ln.Accept()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	io.Copy(c, c)
+}
+
 func TestPairConnectivity(t *testing.T) {
 	p := NewPair(t)
 	for _, tc := range []struct {
@@ -51,14 +76,7 @@ func TestPairConnectivity(t *testing.T) {
 				_, err = io.Copy(c, c)
 				accepted <- err
 			}()
-			var c net.Conn
-			if err := p.A.Do(func() (err error) {
-				c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-				return err
-			}); err != nil {
-				t.Fatalf("dial from A to %s: %v", ln.Addr(), err)
-			}
-			defer c.Close()
+			c := dialFrom(t, p.A, ln.Addr().String())
 			if got := c.LocalAddr().(*net.TCPAddr).AddrPort().Addr().Unmap(); got != p.A.Addr && got != p.A.Addr6 {
 				t.Errorf("local address = %v, want one of A's (%v, %v)", got, p.A.Addr, p.A.Addr6)
 			}
@@ -418,22 +436,8 @@ func TestSimultaneousOpenDialFails(t *testing.T) {
 func TestBlackhole(t *testing.T) {
 	p := NewPair(t)
 	ln := listenIn(t, p.B, net.JoinHostPort(p.B.Addr.String(), "0"))
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		io.Copy(c, c)
-	}()
-	var c net.Conn
-	if err := p.A.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	go echoOne(ln)
+	c := dialFrom(t, p.A, ln.Addr().String())
 	restore, err := p.B.Blackhole(context.Background())
 	if err != nil {
 		t.Fatal(err)

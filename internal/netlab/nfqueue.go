@@ -326,11 +326,12 @@ func (l *DelayLine) write() {
 // Stop releases the packets still held (at once, not after their delay,
 // and in order), removes the rules, unbinds the queue and closes the
 // socket; no packet is lost by stopping, and Stop returns an error if the
-// kernel's queue still held one when it was unbound. Stopping while traffic flows can
-// reorder the few packets that sit in the queue, for microseconds, at the
-// instant a rule goes: new packets then bypass the queue and may overtake
-// them. TCP may answer that with spurious retransmissions. It is safe
-// to call more than once; later calls return the first result.
+// kernel's queue still held one when it was unbound. Stopping while
+// traffic flows can reorder the few packets that sit in the queue, for
+// microseconds, at the instant a rule goes: new packets then bypass the
+// queue and may overtake them. TCP may answer that with spurious
+// retransmissions. It is safe to call more than once; later calls return
+// the first result.
 func (l *DelayLine) Stop() error {
 	l.stopOnce.Do(func() {
 		// Release at once from now on, still through the queue and in
@@ -418,18 +419,14 @@ func (h *Host) queueStatus(num uint16) (queueState, error) {
 func parseQueueStatus(text string, num uint16) (queueState, error) {
 	for line := range strings.Lines(text) {
 		f := strings.Fields(line)
-		if len(f) < 8 || f[0] != strconv.Itoa(int(num)) {
+		if len(f) == 0 || f[0] != strconv.Itoa(int(num)) {
 			continue
 		}
-		var v [8]uint64
-		for i := range v {
-			n, err := strconv.ParseUint(f[i], 10, 64)
-			if err != nil {
-				return queueState{}, fmt.Errorf("field %d of %q: %w", i+1, strings.TrimSpace(line), err)
-			}
-			v[i] = n
+		v, err := uintFields(f, 2, 7)
+		if err != nil {
+			return queueState{}, fmt.Errorf("%q: %w", strings.TrimSpace(line), err)
 		}
-		return queueState{waiting: v[2], assigned: v[7]}, nil
+		return queueState{waiting: v[0], assigned: v[1]}, nil
 	}
 	return queueState{}, errors.New("not bound (no line in nfnetlink_queue)")
 }

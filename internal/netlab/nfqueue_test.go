@@ -43,22 +43,8 @@ func TestDelayLine(t *testing.T) {
 	}{{"ipv4", p.B.Addr}, {"ipv6", p.B.Addr6}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ln := listenIn(t, p.B, net.JoinHostPort(tc.addr.String(), "0"))
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-			var c net.Conn
-			if err := p.A.Do(func() (err error) {
-				c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			go echoOne(ln)
+			c := dialFrom(t, p.A, ln.Addr().String())
 
 			const d = 20 * time.Millisecond
 			base := pingPong(t, c, 20)
@@ -134,14 +120,7 @@ func TestDelayLineStopLosesNothing(t *testing.T) {
 		n, _ := io.Copy(io.Discard, c)
 		received <- n
 	}()
-	var c net.Conn
-	if err := p.A.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialFrom(t, p.A, ln.Addr().String())
 	ctx := context.Background()
 	const d = 20 * time.Millisecond
 	var lines []*DelayLine
@@ -234,6 +213,9 @@ func TestParseQueueStatus(t *testing.T) {
 	}
 	if _, err := parseQueueStatus("    2 1 x 1 0 0 0 1 1\n", 2); err == nil {
 		t.Errorf("non-numeric field: err = nil, want an error")
+	}
+	if _, err := parseQueueStatus("    2 1 0 1 0\n", 2); err == nil {
+		t.Errorf("short line: err = nil, want an error")
 	}
 }
 

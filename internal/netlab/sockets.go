@@ -159,9 +159,10 @@ type LinkStats struct {
 	RxPackets, RxDropped, TxPackets, TxDropped uint64
 }
 
-// LinkStats returns the counters of the host's veth link. A packet one end
-// sent and the other did not receive shows as a difference between the
-// sender's TxPackets and the receiver's RxPackets, or as a drop.
+// LinkStats returns the counters of the host's veth link. A packet the link
+// could not hand to the peer (its backlog full, say) counts as a drop; veth
+// derives one end's TxPackets from the other's RxPackets, so comparing
+// those two proves nothing.
 func (h *Host) LinkStats() (LinkStats, error) {
 	text, err := h.readProcNet("dev")
 	if err != nil {
@@ -183,21 +184,29 @@ func parseLinkStats(text, dev string) (LinkStats, error) {
 		if !ok || strings.TrimSpace(name) != dev {
 			continue
 		}
-		f := strings.Fields(rest)
-		if len(f) < 12 {
-			return LinkStats{}, fmt.Errorf("%s has %d fields, want at least 12", dev, len(f))
+		v, err := uintFields(strings.Fields(rest), 1, 3, 9, 11)
+		if err != nil {
+			return LinkStats{}, fmt.Errorf("%s: %w", dev, err)
 		}
-		var v [12]uint64
-		for i := range v {
-			n, err := strconv.ParseUint(f[i], 10, 64)
-			if err != nil {
-				return LinkStats{}, fmt.Errorf("%s field %d: %w", dev, i+1, err)
-			}
-			v[i] = n
-		}
-		return LinkStats{RxPackets: v[1], RxDropped: v[3], TxPackets: v[9], TxDropped: v[11]}, nil
+		return LinkStats{RxPackets: v[0], RxDropped: v[1], TxPackets: v[2], TxDropped: v[3]}, nil
 	}
 	return LinkStats{}, fmt.Errorf("no device %s", dev)
+}
+
+// uintFields parses the fields at the given indexes as decimal integers.
+func uintFields(fields []string, idx ...int) ([]uint64, error) {
+	out := make([]uint64, len(idx))
+	for i, j := range idx {
+		if j >= len(fields) {
+			return nil, fmt.Errorf("%d fields, want at least %d", len(fields), j+1)
+		}
+		n, err := strconv.ParseUint(fields[j], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("field %d: %w", j+1, err)
+		}
+		out[i] = n
+	}
+	return out, nil
 }
 
 // TCPCounters returns the namespace's TCP statistics: the "Tcp:" counters
