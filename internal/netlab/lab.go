@@ -191,14 +191,31 @@ func (h *Host) Run(ctx context.Context, name string, args ...string) ([]byte, er
 // it only through the returned wait function, which is safe to call at any
 // time and returns the process's exit error.
 func (h *Host) Start(name string, args ...string) (cmd *exec.Cmd, wait func() error, err error) {
-	argv := append([]string{"netns", "exec", h.Name, name}, args...)
-	cmd = exec.Command("ip", argv...)
+	cmd = h.Command(name, args...)
+	if wait, err = h.StartCommand(cmd); err != nil {
+		return nil, nil, err
+	}
+	return cmd, wait, nil
+}
+
+// Command returns the command that runs name inside the host's namespace
+// (`ip netns exec`), not started, for a caller that sets its environment or
+// files before StartCommand. `ip netns exec` execs name in place, so the
+// started process's PID is name's.
+func (h *Host) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", h.Name, name}, args...)...)
+}
+
+// StartCommand starts cmd, made by Command, with the same cleanup as Start:
+// killed by PID and reaped when the test ends. Wait on it only through the
+// returned function.
+func (h *Host) StartCommand(cmd *exec.Cmd) (wait func() error, err error) {
 	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("in %s: starting %s: %w", h.Name, name, err)
+		return nil, fmt.Errorf("in %s: starting %s: %w", h.Name, cmd, err)
 	}
 	wait = sync.OnceValue(cmd.Wait)
 	h.ent.addProcess(cmd.Process.Pid, wait)
-	return cmd, wait, nil
+	return wait, nil
 }
 
 // trimOutput trims command output for an error message.
