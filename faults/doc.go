@@ -3,8 +3,8 @@
 // FAULTS.md) reproduced between real processes in network namespaces, each
 // with its outcome asserted.
 //
-// The package holds only tests and the peer program they run
-// (faults/peer). Each scenario starts peer processes inside a namespace
+// The package holds only tests. Each scenario starts peer processes (the
+// program of the namespace harness, internal/nspeer) inside a namespace
 // pair of internal/netlab, injects the fault with iptables rules,
 // per-namespace sysctls, signals (SIGKILL, SIGSTOP) and NFQUEUE delay
 // lines, and checks what Concord did. Everything it starts is ended by

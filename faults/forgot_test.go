@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/concordp2p/concord/internal/netlab"
+	"github.com/concordp2p/concord/internal/nspeer"
 )
 
 // pureACK matches the client's final handshake ACK: a segment with only
@@ -108,24 +109,24 @@ func testForgotSyncookies(t *testing.T, l *lab) {
 	pair := netlab.NewPair(t)
 	sysctl(t, pair.B, "net.ipv4.tcp_syncookies=2")
 	const port = 44001
-	s := l.start(t, pair.B, peerOpts{Name: "server", Port: port})
+	s := l.prog.Start(t, pair.B, nspeer.Options{Name: "server", Port: port})
 	before := counters(t, pair.B)
 	var durs []time.Duration
 	var drops uint64
 	for run := range runs {
-		c := l.start(t, pair.A, peerOpts{Name: "client", Handshake: 3 * time.Second})
+		c := l.prog.Start(t, pair.A, nspeer.Options{Name: "client", Handshake: 3 * time.Second})
 		rm := rule(t, pair.B, "INPUT", pureACK(port)...)
-		var rc connectReply
-		c.call(&rc, "connect", s.ID, s.Addr)
+		var rc nspeer.ConnectReply
+		c.Call(&rc, "connect", s.ID, s.Addr)
 		drops += dropped(t, pair.B, port)
 		rm()
 		if rc.Err != "" {
 			t.Fatalf("run %d: connect with the final ACK dropped: %s (%v)", run, rc.Err, rc.Is)
 		}
-		c.must(nil, "echo", s.ID, 1024)
+		c.Must(nil, "echo", s.ID, 1024)
 		durs = append(durs, rc.Connect)
 		r.Runs++
-		c.stop()
+		c.Stop()
 	}
 	after := counters(t, pair.B)
 	sent, recv := after["SyncookiesSent"]-before["SyncookiesSent"], after["SyncookiesRecv"]-before["SyncookiesRecv"]
@@ -159,25 +160,24 @@ func testForgotRestart(t *testing.T, l *lab) {
 	var outcomes []string
 	for run := range runs {
 		port := 44100 + run
-		s := l.start(t, pair.B, peerOpts{Name: "server", Port: port, Key: key})
-		c := l.start(t, pair.A, peerOpts{Name: "client", Handshake: deadline})
+		s := l.prog.Start(t, pair.B, nspeer.Options{Name: "server", Port: port, Key: key})
+		c := l.prog.Start(t, pair.A, nspeer.Options{Name: "client", Handshake: deadline})
 		rm := rule(t, pair.B, "INPUT", anyACK(port)...)
-		ch, err := c.send("connect", s.ID, s.Addr)
+		ch, err := c.Send("connect", s.ID, s.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ss, ok := waitSockets(t, pair.A, uint16(port), 2*time.Second, hasState(netlab.StateEstablished)); !ok {
 			t.Fatalf("run %d: the client has no ESTABLISHED socket to the server: %v", run, ss)
 		}
-		s.kill()
-		s.stop()
-		s2 := l.start(t, pair.B, peerOpts{Name: "server2", Port: port, Key: key})
+		s.Kill()
+		s2 := s.Restart("server2")
 		if ss := socketsWith(t, pair.B, uint16(port)); slices.ContainsFunc(ss, func(s netlab.Socket) bool { return s.State == netlab.StateEstablished }) {
 			t.Fatalf("run %d: the restarted server's namespace holds %v, want no established connection", run, ss)
 		}
 		rm()
-		var rc connectReply
-		if err := c.await(ch, &rc); err != nil {
+		var rc nspeer.ConnectReply
+		if err := ch.Await(&rc); err != nil {
 			t.Fatal(err)
 		}
 		outcome := "completed"
@@ -191,12 +191,12 @@ func testForgotRestart(t *testing.T, l *lab) {
 		if rc.Connect > deadline+250*time.Millisecond {
 			t.Errorf("run %d: the first attempt took %v, past its %v handshake deadline", run, rc.Connect, deadline)
 		}
-		var rr connectReply
-		c.must(&rr, "connect", s2.ID, s2.Addr, "force", "echo")
+		var rr nspeer.ConnectReply
+		c.Must(&rr, "connect", s2.ID, s2.Addr, "force", "echo")
 		retries = append(retries, rr.First)
 		r.Runs++
-		c.stop()
-		s2.stop()
+		c.Stop()
+		s2.Stop()
 	}
 	slices.Sort(outcomes)
 	r.Outcome = fmt.Sprintf("Connect (reset, one redial): %s; forced redial connected and echoed %d/%d", strings.Join(slices.Compact(outcomes), ", "), r.Runs, runs)
@@ -217,10 +217,10 @@ func testForgotSilent(t *testing.T, l *lab) {
 	var fails, retries []time.Duration
 	for run := range runs {
 		port := 44200 + run
-		s := l.start(t, pair.B, peerOpts{Name: "server", Port: port})
-		c := l.start(t, pair.A, peerOpts{Name: "client", Handshake: deadline})
+		s := l.prog.Start(t, pair.B, nspeer.Options{Name: "server", Port: port})
+		c := l.prog.Start(t, pair.A, nspeer.Options{Name: "client", Handshake: deadline})
 		rm := rule(t, pair.B, "INPUT", anyACK(port)...)
-		ch, err := c.send("connect", s.ID, s.Addr)
+		ch, err := c.Send("connect", s.ID, s.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,24 +230,24 @@ func testForgotSilent(t *testing.T, l *lab) {
 		if ss := socketsWith(t, pair.B, uint16(port)); slices.ContainsFunc(ss, func(s netlab.Socket) bool { return s.State == netlab.StateEstablished }) {
 			t.Fatalf("run %d: the server holds %v, want no established connection", run, ss)
 		}
-		var rc connectReply
-		if err := c.await(ch, &rc); err != nil {
+		var rc nspeer.ConnectReply
+		if err := ch.Await(&rc); err != nil {
 			t.Fatal(err)
 		}
 		rm()
-		if rc.Err == "" || !rc.is("handshake_timeout") {
+		if rc.Err == "" || !rc.Matches("handshake_timeout") {
 			t.Errorf("run %d: Connect = %q %v, want a handshake timeout", run, rc.Err, rc.Is)
 		}
 		if rc.Connect > deadline+slack {
 			t.Errorf("run %d: Connect gave up after %v, want within its %v deadline (+%v)", run, rc.Connect, deadline, slack)
 		}
 		fails = append(fails, rc.Connect)
-		var rr connectReply
-		c.must(&rr, "connect", s.ID, s.Addr, "force", "echo")
+		var rr nspeer.ConnectReply
+		c.Must(&rr, "connect", s.ID, s.Addr, "force", "echo")
 		retries = append(retries, rr.First)
 		r.Runs++
-		c.stop()
-		s.stop()
+		c.Stop()
+		s.Stop()
 	}
 	r.Outcome = fmt.Sprintf("%d/%d: handshake timeout at the deadline, retry connected and echoed", r.Runs, runs)
 	r.Timings = fmt.Sprintf("gave up after median %s, max %s (deadline %v); retry→first echo median %s",

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/concordp2p/concord/internal/netlab"
+	"github.com/concordp2p/concord/internal/nspeer"
 	"github.com/concordp2p/concord/upgrader"
 )
 
@@ -57,18 +58,18 @@ func testLoad(t *testing.T, l *lab) {
 		ipList = append(ipList, a.String())
 	}
 	const port = 48001
-	s := l.start(t, pair.B, peerOpts{Name: "server", Port: port})
-	flooder := l.start(t, pair.A, peerOpts{Name: "flooder"})
-	honest := l.start(t, pair.A, peerOpts{Name: "honest-during"})
+	s := l.prog.Start(t, pair.B, nspeer.Options{Name: "server", Port: port})
+	flooder := l.prog.Start(t, pair.A, nspeer.Options{Name: "flooder"})
+	honest := l.prog.Start(t, pair.A, nspeer.Options{Name: "honest-during"})
 
-	var base usageReply
-	s.must(&base, "usage")
-	baseFDs := s.fds()
+	var base nspeer.UsageReply
+	s.Must(&base, "usage")
+	baseFDs := s.FDs()
 
 	// First one address alone, 100 attempts in 100 ms: the per-address
 	// limit must hold (at most 16 handshakes at once from it).
 	var hot floodReply
-	flooder.must(&hot, "flood", fmt.Sprintf("%s:%d", pair.B.Addr, port), ipList[0], loadHotAttempts, loadHold, 100*time.Millisecond)
+	flooder.Must(&hot, "flood", fmt.Sprintf("%s:%d", pair.B.Addr, port), ipList[0], loadHotAttempts, loadHold, 100*time.Millisecond)
 	t.Logf("one address: %+v", hot)
 	if hot.Held > upgrader.DefaultMaxInboundUpgradesPerIP {
 		t.Errorf("%d attempts from one address held a handshake slot at once, want ≤ %d", hot.Held, upgrader.DefaultMaxInboundUpgradesPerIP)
@@ -77,7 +78,7 @@ func testLoad(t *testing.T, l *lab) {
 		t.Errorf("no attempt from the single address was refused: the per-address limit was not reached")
 	}
 
-	ch, err := flooder.send("flood", fmt.Sprintf("%s:%d", pair.B.Addr, port), strings.Join(ipList, ","), loadPerIP, loadHold, loadSpread)
+	ch, err := flooder.Send("flood", fmt.Sprintf("%s:%d", pair.B.Addr, port), strings.Join(ipList, ","), loadPerIP, loadHold, loadSpread)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +91,8 @@ func testLoad(t *testing.T, l *lab) {
 	var duringTook time.Duration
 	for time.Since(began) < loadSpread && !duringOK {
 		attempts++
-		var rc connectReply
-		honest.call(&rc, "connect", s.ID, s.Addr, "force", "echo")
+		var rc nspeer.ConnectReply
+		honest.Call(&rc, "connect", s.ID, s.Addr, "force", "echo")
 		if rc.Err == "" {
 			duringOK, duringTook = true, time.Since(began)
 			break
@@ -99,19 +100,19 @@ func testLoad(t *testing.T, l *lab) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var fr floodReply
-	if err := flooder.await(ch, &fr); err != nil {
+	if err := ch.Await(&fr); err != nil {
 		t.Fatal(err)
 	}
 	if fr.Err != "" {
 		t.Fatalf("flood: %s", fr.Err)
 	}
 	// After the flood, a new honest peer connects at the first attempt.
-	after := l.start(t, pair.A, peerOpts{Name: "honest-after"})
-	var ra connectReply
-	after.call(&ra, "connect", s.ID, s.Addr, "echo")
+	after := l.prog.Start(t, pair.A, nspeer.Options{Name: "honest-after"})
+	var ra nspeer.ConnectReply
+	after.Call(&ra, "connect", s.ID, s.Addr, "echo")
 
 	var st stateReply
-	s.must(&st, "state", honest.ID)
+	s.Must(&st, "state", honest.ID)
 	var ls upgrader.ListenerStats
 	for _, x := range st.Listeners {
 		ls.Accepted += x.Accepted
@@ -128,17 +129,17 @@ func testLoad(t *testing.T, l *lab) {
 	// Everything the flood and the honest peers left must go: close the
 	// honest peers, wait for the server's upgrades and connections to end,
 	// then for its descriptors and goroutines to return to the baseline.
-	honest.must(nil, "close")
-	after.must(nil, "close")
-	var usage usageReply
+	honest.Must(nil, "close")
+	after.Must(nil, "close")
+	var usage nspeer.UsageReply
 	var fds int
 	settled := false
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		var sh, sa stateReply
-		s.must(&sh, "state", honest.ID)
-		s.must(&sa, "state", after.ID)
-		s.must(&usage, "usage")
-		fds = s.fds()
+		s.Must(&sh, "state", honest.ID)
+		s.Must(&sa, "state", after.ID)
+		s.Must(&usage, "usage")
+		fds = s.FDs()
 		inFlight := 0
 		for _, x := range sh.Listeners {
 			inFlight += x.InFlight

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/concordp2p/concord/internal/netlab"
+	"github.com/concordp2p/concord/internal/nspeer"
 )
 
 // stallTimeout is the writer's yamux WriteStallTimeout in this scenario
@@ -27,10 +28,10 @@ func testNoReadStall(t *testing.T, l *lab) {
 	bound := stallTimeout + stallTimeout/4 + 500*time.Millisecond // + scheduling slack
 	r := l.row(t, fmt.Sprintf("5 peer that never reads a stream (WriteStallTimeout %v)", stallTimeout), "003")
 	pair := netlab.NewPair(t)
-	rd := l.start(t, pair.B, peerOpts{Name: "reader", Port: 46001})
-	w := l.start(t, pair.A, peerOpts{Name: "writer", Port: 46002, WriteStall: stallTimeout})
-	w.must(nil, "connect", rd.ID, rd.Addr)
-	sw, _, err := converged(w, rd, time.Second)
+	rd := l.prog.Start(t, pair.B, nspeer.Options{Name: "reader", Port: 46001})
+	w := l.prog.Start(t, pair.A, nspeer.Options{Name: "writer", Port: 46002, WriteStall: stallTimeout})
+	w.Must(nil, "connect", rd.ID, rd.Addr)
+	sw, _, err := nspeer.Converged(w, rd, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,9 +39,9 @@ func testNoReadStall(t *testing.T, l *lab) {
 	var written int
 	for run := range runs {
 		var sr stallReply
-		w.call(&sr, "stall", rd.ID, 64<<20)
+		w.Call(&sr, "stall", rd.ID, 64<<20)
 		t.Logf("run %d: wrote %d bytes, then %q %v after %v without progress (%v in all)", run, sr.Written, sr.Err, sr.Is, sr.Idle, sr.Dur)
-		if !sr.is("write_stalled") {
+		if !sr.Matches("write_stalled") {
 			t.Errorf("run %d: the write ended with %q %v, want muxer.ErrWriteStalled", run, sr.Err, sr.Is)
 		}
 		if sr.Idle > bound || sr.Idle < stallTimeout-100*time.Millisecond {
@@ -50,9 +51,9 @@ func testNoReadStall(t *testing.T, l *lab) {
 			t.Errorf("run %d: the stalled stream used connection %d, want %d", run, sr.Seq, sw.Conns[0].Seq)
 		}
 		// The same connection still carries other streams, both ways.
-		var ew, er echoReply
-		w.must(&ew, "echo", rd.ID, 64<<10)
-		rd.must(&er, "echo", w.ID, 64<<10)
+		var ew, er nspeer.EchoReply
+		w.Must(&ew, "echo", rd.ID, 64<<10)
+		rd.Must(&er, "echo", w.ID, 64<<10)
 		if ew.Seq != sw.Conns[0].Seq {
 			t.Errorf("run %d: the echo after the stall used connection %d, want the same %d", run, ew.Seq, sw.Conns[0].Seq)
 		}
@@ -60,7 +61,7 @@ func testNoReadStall(t *testing.T, l *lab) {
 		written = sr.Written
 		r.Runs++
 	}
-	if _, _, err := converged(w, rd, time.Second); err != nil {
+	if _, _, err := nspeer.Converged(w, rd, time.Second); err != nil {
 		t.Errorf("after the stalls: %v", err)
 	}
 	r.Outcome = fmt.Sprintf("%d/%d: Write failed with ErrWriteStalled after %d KiB; same connection echoed both ways after", r.Runs, runs, written>>10)
@@ -74,7 +75,7 @@ func testNoReadStall(t *testing.T, l *lab) {
 func testFrozen(t *testing.T, l *lab, short bool) {
 	const runs = 1
 	const slack = time.Second
-	o := peerOpts{Name: "live", Port: 47001}
+	o := nspeer.Options{Name: "live", Port: 47001}
 	bound := 20 * time.Second
 	name := "5 frozen peer (SIGSTOP), default keepalive 10 s + ping timeout 10 s"
 	if short {
@@ -84,27 +85,27 @@ func testFrozen(t *testing.T, l *lab, short bool) {
 	}
 	r := l.row(t, name, "003")
 	pair := netlab.NewPair(t)
-	live := l.start(t, pair.A, o)
-	frozen := l.start(t, pair.B, peerOpts{Name: "frozen", Port: 47002, KeepAlive: o.KeepAlive, PingTimeout: o.PingTimeout})
-	live.must(nil, "connect", frozen.ID, frozen.Addr, "echo")
-	ss, _, err := converged(live, frozen, time.Second)
+	live := l.prog.Start(t, pair.A, o)
+	frozen := l.prog.Start(t, pair.B, nspeer.Options{Name: "frozen", Port: 47002, KeepAlive: o.KeepAlive, PingTimeout: o.PingTimeout})
+	live.Must(nil, "connect", frozen.ID, frozen.Addr, "echo")
+	ss, _, err := nspeer.Converged(live, frozen, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	frozen.signal(syscall.SIGSTOP)
-	defer frozen.signal(syscall.SIGCONT)
-	e, ok := live.waitEvent(bound+slack+5*time.Second, func(e event) bool {
+	frozen.Signal(syscall.SIGSTOP)
+	defer frozen.Signal(syscall.SIGCONT)
+	e, ok := live.WaitEvent(bound+slack+5*time.Second, func(e nspeer.Event) bool {
 		return e.Event == "closed" && e.Seq == ss.Conns[0].Seq
 	})
 	if !ok {
 		t.Fatalf("the live end did not close its connection to the frozen peer within %v", bound+slack+5*time.Second)
 	}
-	took := e.time().Sub(start)
+	took := e.Time().Sub(start)
 	r.Runs = runs
 	r.Outcome = fmt.Sprintf("closed, reason %v", e.Is)
 	r.Timings = fmt.Sprintf("SIGSTOP → close %s (bound %v + %v slack)", ms(took), bound, slack)
-	if !e.is("keepalive_timeout") {
+	if !e.Matches("keepalive_timeout") {
 		t.Errorf("ConnClosed reason %q %v, want muxer.ErrKeepaliveTimeout", e.Reason, e.Is)
 	}
 	if took > bound+slack {
@@ -113,13 +114,4 @@ func testFrozen(t *testing.T, l *lab, short bool) {
 	if n := len(stateOf(t, live, frozen).Conns); n != 0 {
 		t.Errorf("the live end still holds %d connections to the frozen peer", n)
 	}
-}
-
-func (e event) is(kind string) bool {
-	for _, k := range e.Is {
-		if k == kind {
-			return true
-		}
-	}
-	return false
 }

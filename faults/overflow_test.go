@@ -8,7 +8,6 @@ package faults
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"syscall"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/concordp2p/concord/internal/netlab"
+	"github.com/concordp2p/concord/internal/nspeer"
 )
 
 const (
@@ -35,11 +35,11 @@ const (
 )
 
 // freezeDuring stops p, runs start, and resumes p after freeze.
-func freezeDuring(p *proc, freeze time.Duration, start func()) {
-	p.signal(syscall.SIGSTOP)
+func freezeDuring(p *nspeer.Proc, freeze time.Duration, start func()) {
+	p.Signal(syscall.SIGSTOP)
 	start()
 	time.Sleep(freeze)
-	p.signal(syscall.SIGCONT)
+	p.Signal(syscall.SIGCONT)
 }
 
 func testOverflow(t *testing.T, l *lab) {
@@ -59,26 +59,26 @@ func testOverflow(t *testing.T, l *lab) {
 	// All senders share the client namespace's address; the per-IP
 	// admission limit (16) would refuse most of them, which is admission
 	// working but not this scenario's subject.
-	recv := l.start(t, pair.B, peerOpts{Name: "receiver", Port: port, Backlog: overflowBacklog, PerIP: overflowSenders})
-	send := l.start(t, pair.A, peerOpts{Name: "senders"})
+	recv := l.prog.Start(t, pair.B, nspeer.Options{Name: "receiver", Port: port, Backlog: overflowBacklog, PerIP: overflowSenders})
+	send := l.prog.Start(t, pair.A, nspeer.Options{Name: "senders"})
 
 	// Concord: every message on its own stream, acknowledged.
 	c0 := counters(t, pair.B)
-	var ch <-chan json.RawMessage
+	var ch nspeer.Pending
 	var mr msgsReply
 	freezeDuring(recv, overflowFreeze, func() {
-		c, err := send.send("msgs", recv.ID, recv.Addr, overflowSenders, overflowMessages/overflowSenders)
+		c, err := send.Send("msgs", recv.ID, recv.Addr, overflowSenders, overflowMessages/overflowSenders)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ch = c
 	})
-	if err := send.await(ch, &mr); err != nil {
+	if err := ch.Await(&mr); err != nil {
 		t.Fatal(err)
 	}
 	c1 := counters(t, pair.B)
 	var got idsReply
-	recv.must(&got, "received")
+	recv.Must(&got, "received")
 	silent, dups, delivered := 0, 0, 0
 	for _, id := range mr.Acked {
 		if got.IDs[strconv.FormatUint(id, 10)] == 0 {
@@ -107,27 +107,27 @@ func testOverflow(t *testing.T, l *lab) {
 	// Raw TCP in the same setup: connect, write, close; success means no
 	// call failed.
 	var addr struct {
-		cmdErr
+		nspeer.Result
 		Addr string
 	}
-	recv.must(&addr, "rawserve", rawPort, overflowBacklog, overflowAcceptDelay)
+	recv.Must(&addr, "rawserve", rawPort, overflowBacklog, overflowAcceptDelay)
 	target := fmt.Sprintf("%s:%d", pair.B.Addr, rawPort)
 	var rr rawSendReply
 	freezeDuring(recv, overflowFreeze, func() {
-		c, err := send.send("rawsend", target, overflowMessages, overflowRawConc)
+		c, err := send.Send("rawsend", target, overflowMessages, overflowRawConc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ch = c
 	})
-	if err := send.await(ch, &rr); err != nil {
+	if err := ch.Await(&rr); err != nil {
 		t.Fatal(err)
 	}
 	// Let the receiver drain what it has accepted: until its count is
 	// stable for 300 ms, at most 10 s.
 	var raw idsReply
 	for deadline, last, stable := time.Now().Add(10*time.Second), -1, 0; time.Now().Before(deadline) && stable < 3; time.Sleep(100 * time.Millisecond) {
-		recv.must(&raw, "rawreceived")
+		recv.Must(&raw, "rawreceived")
 		if len(raw.IDs) == last {
 			stable++
 		} else {

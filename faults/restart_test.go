@@ -17,6 +17,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/concordp2p/concord/internal/netlab"
+	"github.com/concordp2p/concord/internal/nspeer"
 )
 
 const (
@@ -59,10 +60,10 @@ func testRestart(t *testing.T, l *lab, ephemeral bool) {
 	var challengeACKs uint64 // the server answering the reused 4-tuple's SYN
 	for run := range restartRuns {
 		sport, cport := 42000+10*run, 43000+10*run
-		s := l.start(t, pair.B, peerOpts{Name: "server", Port: sport})
-		c := l.start(t, pair.A, peerOpts{Name: "client", Port: cport, Key: key, NoReuse: ephemeral})
-		c.must(nil, "connect", s.ID, s.Addr, "echo")
-		ss, _, err := converged(s, c, time.Second)
+		s := l.prog.Start(t, pair.B, nspeer.Options{Name: "server", Port: sport})
+		c := l.prog.Start(t, pair.A, nspeer.Options{Name: "client", Port: cport, Key: key, NoReuse: ephemeral})
+		c.Must(nil, "connect", s.ID, s.Addr, "echo")
+		ss, _, err := nspeer.Converged(s, c, time.Second)
 		if err != nil {
 			t.Fatalf("run %d: %v", run, err)
 		}
@@ -72,8 +73,7 @@ func testRestart(t *testing.T, l *lab, ephemeral bool) {
 		src, dst := pair.A.Addr.String(), pair.B.Addr.String()
 		rmIn := rule(t, pair.B, "INPUT", "-p", "tcp", "-s", src, "--sport", rp, "-d", dst, "--dport", lp, "-j", "DROP")
 		rmOut := rule(t, pair.B, "OUTPUT", "-p", "tcp", "-s", dst, "--sport", lp, "-d", src, "--dport", rp, "-j", "DROP")
-		c.kill() // its FIN is dropped
-		c.stop()
+		c.Kill() // its FIN is dropped
 		// kill -9 leaves the kernel's socket behind (FIN-WAIT-1, its FIN
 		// retransmitted into the blackhole). A rebooted machine has no
 		// such socket: destroy it (SOCK_DESTROY; its RST is dropped too).
@@ -81,7 +81,7 @@ func testRestart(t *testing.T, l *lab, ephemeral bool) {
 		if ss = stateOf(t, s, c); len(ss.Conns) != 1 || ss.Conns[0].Seq != stale.Seq {
 			t.Fatalf("run %d: after the kill the server holds %+v, want the stale seq %d alone", run, ss.Conns, stale.Seq)
 		}
-		c2 := l.start(t, pair.A, peerOpts{Name: "client2", Port: cport, Key: key, NoReuse: ephemeral})
+		c2 := c.Restart("client2") // same key file and port
 		if c2.ID != c.ID {
 			t.Fatalf("the restarted client is %s, want the same key's %s", c2.ID, c.ID)
 		}
@@ -95,19 +95,19 @@ func testRestart(t *testing.T, l *lab, ephemeral bool) {
 			rmOut()
 		}
 		before := counters(t, pair.B)
-		var rc connectReply
-		c2.call(&rc, "connect", s.ID, s.Addr, "echo")
+		var rc nspeer.ConnectReply
+		c2.Call(&rc, "connect", s.ID, s.Addr, "echo")
 		if rc.Err != "" {
 			t.Fatalf("run %d: the new client's connect: %s", run, rc.Err)
 		}
 		// Right after the reconnect, the server opens a stream to the
 		// peer: it must land on the new connection and succeed.
-		var se echoReply
-		s.call(&se, "echo", c.ID, 1024)
+		var se nspeer.EchoReply
+		s.Call(&se, "echo", c.ID, 1024)
 		if se.Err != "" {
 			t.Errorf("run %d: the server's stream to the restarted client: %s", run, se.Err)
 		}
-		fresh, ok := s.waitEvent(time.Second, func(e event) bool {
+		fresh, ok := s.WaitEvent(time.Second, func(e nspeer.Event) bool {
 			return e.Event == "opened" && e.Peer == c.ID.String() && e.Seq != stale.Seq
 		})
 		if !ok {
@@ -117,15 +117,15 @@ func testRestart(t *testing.T, l *lab, ephemeral bool) {
 			t.Errorf("run %d: the server's stream used connection %d, want the new one %d (the stale one is %d)", run, se.Seq, fresh.Seq, stale.Seq)
 		}
 		began := time.Unix(0, rc.Began)
-		closed, ok := s.waitEvent(restartStaleBound+5*time.Second, func(e event) bool {
+		closed, ok := s.WaitEvent(restartStaleBound+5*time.Second, func(e nspeer.Event) bool {
 			return e.Event == "closed" && e.Seq == stale.Seq
 		})
 		if !ok {
 			t.Fatalf("run %d: the server did not close the stale connection %d within %v", run, stale.Seq, restartStaleBound+5*time.Second)
 		}
-		staleClose := closed.time().Sub(began)
+		staleClose := closed.Time().Sub(began)
 		challengeACKs += counters(t, pair.B)["TCPChallengeACK"] - before["TCPChallengeACK"]
-		_, sc, err := converged(s, c2, time.Second)
+		_, sc, err := nspeer.Converged(s, c2, time.Second)
 		if err != nil {
 			t.Fatalf("run %d: after the reconnect: %v", run, err)
 		}
@@ -141,8 +141,8 @@ func testRestart(t *testing.T, l *lab, ephemeral bool) {
 			rmIn()
 			rmOut()
 		}
-		s.stop()
-		c2.stop()
+		s.Stop()
+		c2.Stop()
 	}
 	r.Outcome = fmt.Sprintf("%d/%d: new connection works, stale one closed, server stream lands on the new one; %d challenge ACKs from the server", r.Runs, restartRuns, challengeACKs)
 	r.Timings = fmt.Sprintf("Connect median %s; Connect→first echo median %s, max %s (target < %v); stale closed median %s, max %s (target < %v); server stream %s",
@@ -178,9 +178,9 @@ func forgetSocket(t *testing.T, h *netlab.Host, local, remote string) {
 	}
 }
 
-func stateOf(t *testing.T, p, other *proc) stateReply {
+func stateOf(t *testing.T, p, other *nspeer.Proc) nspeer.StateReply {
 	t.Helper()
-	var s stateReply
-	p.must(&s, "state", other.ID)
+	var s nspeer.StateReply
+	p.Must(&s, "state", other.ID)
 	return s
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/concordp2p/concord/internal/netlab"
+	"github.com/concordp2p/concord/internal/nspeer"
 )
 
 const simopenRuns = 20
@@ -18,13 +19,13 @@ const simopenRuns = 20
 // isSimopen reports whether both ends hold the one connection of a TCP
 // simultaneous open: an election on both ends, nothing accepted by either
 // listener, addresses mirrored, roles different.
-func isSimopen(sa, sb stateReply) (bool, string) {
+func isSimopen(sa, sb nspeer.StateReply) (bool, string) {
 	ca, cb := sa.Conns[0], sb.Conns[0]
 	switch {
 	case !ca.Election || !cb.Election:
 		return false, fmt.Sprintf("election on A %v, on B %v", ca.Election, cb.Election)
-	case sa.accepted() != 0 || sb.accepted() != 0:
-		return false, fmt.Sprintf("listeners accepted %d (A) and %d (B)", sa.accepted(), sb.accepted())
+	case sa.Accepted != 0 || sb.Accepted != 0:
+		return false, fmt.Sprintf("listeners accepted %d (A) and %d (B)", sa.Accepted, sb.Accepted)
 	case ca.Local != cb.Remote || ca.Remote != cb.Local:
 		return false, fmt.Sprintf("A's %s->%s does not mirror B's %s->%s", ca.Local, ca.Remote, cb.Local, cb.Remote)
 	case ca.Role == cb.Role:
@@ -35,11 +36,11 @@ func isSimopen(sa, sb stateReply) (bool, string) {
 
 // checkUsable runs an echo stream each way on the converged connection
 // and checks that it used that connection.
-func checkUsable(t *testing.T, run int, a, b *proc, sa, sb stateReply) {
+func checkUsable(t *testing.T, run int, a, b *nspeer.Proc, sa, sb nspeer.StateReply) {
 	t.Helper()
-	var ea, eb echoReply
-	a.must(&ea, "echo", b.ID, 4096)
-	b.must(&eb, "echo", a.ID, 4096)
+	var ea, eb nspeer.EchoReply
+	a.Must(&ea, "echo", b.ID, 4096)
+	b.Must(&eb, "echo", a.ID, 4096)
 	if ea.Seq != sa.Conns[0].Seq || eb.Seq != sb.Conns[0].Seq {
 		t.Errorf("run %d: echo streams used seq %d (A) and %d (B), want the converged %d and %d",
 			run, ea.Seq, eb.Seq, sa.Conns[0].Seq, sb.Conns[0].Seq)
@@ -55,21 +56,21 @@ func testSimopenSYNDrop(t *testing.T, l *lab) {
 	var first []time.Duration
 	for run := range simopenRuns {
 		port := 40000 + 2*run // fresh 4-tuples: no TIME-WAIT from the last run
-		a := l.start(t, pair.A, peerOpts{Name: "A", Port: port})
-		b := l.start(t, pair.B, peerOpts{Name: "B", Port: port + 1})
+		a := l.prog.Start(t, pair.A, nspeer.Options{Name: "A", Port: port})
+		b := l.prog.Start(t, pair.B, nspeer.Options{Name: "B", Port: port + 1})
 		rmSYN := dropBareSYNs(t, pair)
-		chA, errA := a.send("connect", b.ID, b.Addr, "echo")
-		chB, errB := b.send("connect", a.ID, a.Addr, "echo")
+		chA, errA := a.Send("connect", b.ID, b.Addr, "echo")
+		chB, errB := b.Send("connect", a.ID, a.Addr, "echo")
 		if errA != nil || errB != nil {
 			t.Fatal(errA, errB)
 		}
 		waitErr := pair.WaitSynSent(context.Background())
 		rmSYN()
-		var ra, rb connectReply
-		if err := a.await(chA, &ra); err != nil {
+		var ra, rb nspeer.ConnectReply
+		if err := chA.Await(&ra); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.await(chB, &rb); err != nil {
+		if err := chB.Await(&rb); err != nil {
 			t.Fatal(err)
 		}
 		if waitErr != nil {
@@ -78,7 +79,7 @@ func testSimopenSYNDrop(t *testing.T, l *lab) {
 		if ra.Err != "" || rb.Err != "" {
 			t.Fatalf("run %d: connect and first stream: A %q, B %q", run, ra.Err, rb.Err)
 		}
-		sa, sb, err := converged(a, b, time.Second)
+		sa, sb, err := nspeer.Converged(a, b, time.Second)
 		if err != nil {
 			t.Fatalf("run %d: %v\nA: %+v\nB: %+v", run, err, sa.Conns, sb.Conns)
 		}
@@ -88,8 +89,8 @@ func testSimopenSYNDrop(t *testing.T, l *lab) {
 		checkUsable(t, run, a, b, sa, sb)
 		first = append(first, max(ra.First, rb.First))
 		r.Runs++
-		a.stop()
-		b.stop()
+		a.Stop()
+		b.Stop()
 	}
 	r.Outcome = fmt.Sprintf("%d/%d: one connection, same on both ends, TCP simultaneous open, echo both ways", r.Runs, simopenRuns)
 	r.Timings = fmt.Sprintf("Connect→first echo (slower end) median %s, max %s (includes the forced ~1 s SYN retransmission)", ms(median(first)), ms(maxDur(first)))
@@ -116,38 +117,38 @@ func testSimopenInFlight(t *testing.T, l *lab) {
 	var single, singleConnect []time.Duration
 	for range 10 {
 		port += 2
-		a := l.start(t, pair.A, peerOpts{Name: "A", Port: port})
-		b := l.start(t, pair.B, peerOpts{Name: "B", Port: port + 1})
-		var ra connectReply
-		a.must(&ra, "connect", b.ID, b.Addr, "echo")
+		a := l.prog.Start(t, pair.A, nspeer.Options{Name: "A", Port: port})
+		b := l.prog.Start(t, pair.B, nspeer.Options{Name: "B", Port: port + 1})
+		var ra nspeer.ConnectReply
+		a.Must(&ra, "connect", b.ID, b.Addr, "echo")
 		single, singleConnect = append(single, ra.First), append(singleConnect, ra.Connect)
-		a.stop()
-		b.stop()
+		a.Stop()
+		b.Stop()
 	}
 	var simFirst, simConnect, skews []time.Duration
 	attempts, crossed := 0, 0
 	for attempts < 2*simopenRuns && len(simFirst) < simopenRuns {
 		attempts++
 		port += 2
-		a := l.start(t, pair.A, peerOpts{Name: "A", Port: port})
-		b := l.start(t, pair.B, peerOpts{Name: "B", Port: port + 1})
+		a := l.prog.Start(t, pair.A, nspeer.Options{Name: "A", Port: port})
+		b := l.prog.Start(t, pair.B, nspeer.Options{Name: "B", Port: port + 1})
 		at := time.Now().Add(100 * time.Millisecond).UnixNano()
-		chA, errA := a.send("connect", b.ID, b.Addr, "echo", fmt.Sprintf("at=%d", at))
-		chB, errB := b.send("connect", a.ID, a.Addr, "echo", fmt.Sprintf("at=%d", at))
+		chA, errA := a.Send("connect", b.ID, b.Addr, "echo", fmt.Sprintf("at=%d", at))
+		chB, errB := b.Send("connect", a.ID, a.Addr, "echo", fmt.Sprintf("at=%d", at))
 		if errA != nil || errB != nil {
 			t.Fatal(errA, errB)
 		}
-		var ra, rb connectReply
-		if err := a.await(chA, &ra); err != nil {
+		var ra, rb nspeer.ConnectReply
+		if err := chA.Await(&ra); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.await(chB, &rb); err != nil {
+		if err := chB.Await(&rb); err != nil {
 			t.Fatal(err)
 		}
 		if ra.Err != "" || rb.Err != "" {
 			t.Fatalf("attempt %d: connect and first stream: A %q, B %q", attempts, ra.Err, rb.Err)
 		}
-		sa, sb, err := converged(a, b, time.Second)
+		sa, sb, err := nspeer.Converged(a, b, time.Second)
 		if err != nil {
 			t.Fatalf("attempt %d: %v\nA: %+v\nB: %+v", attempts, err, sa.Conns, sb.Conns)
 		}
@@ -163,8 +164,8 @@ func testSimopenInFlight(t *testing.T, l *lab) {
 			// run still had to converge, but says nothing of simopen.
 			crossed++
 		}
-		a.stop()
-		b.stop()
+		a.Stop()
+		b.Stop()
 	}
 	r.Runs = attempts
 	r.Outcome = fmt.Sprintf("%d/%d converged to one connection used both ways; %d real simultaneous opens, %d crossing dials", attempts, attempts, len(simFirst), crossed)

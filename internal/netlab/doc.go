@@ -30,12 +30,17 @@
 // and joins the namespace with setns(2); sockets created there belong to the
 // namespace for good. The thread is left locked so the Go runtime destroys it
 // when the goroutine ends (see Do). Host.Run and Host.Start run commands
-// (`ip netns exec`), Host.AddRule installs iptables/ip6tables rules,
+// (`ip netns exec`; Host.Command and Host.StartCommand when the caller sets
+// the environment or files first), Host.AddRule installs iptables/ip6tables rules,
 // Host.Blackhole makes a host vanish silently (the peer sees no RST, no
 // ICMP: a powered-off machine or a forgetful NAT), Host.Sockets lists the
 // namespace's TCP sockets with their kernel states, Host.TCPCounters its
 // TCP statistics (retransmissions, timeouts, listen drops) and
 // Host.LinkStats the veth link's packet and drop counters.
+//
+// Concord hosts are not run under Do: a host dials and accepts on goroutines
+// of its own, which would be in the root namespace. internal/nspeer starts
+// each host as a process inside the namespace and drives it.
 //
 // # Simultaneous open
 //

@@ -13,7 +13,8 @@ package main
 //	    → dur, seq (the connection the stream used), err, is
 //	state PEER
 //	    → conns [{seq, rseq, rinc, draining, closed, direction, role,
-//	      election, local, remote}], listeners [upgrader.ListenerStats]
+//	      election, local, remote}], listeners [upgrader.ListenerStats],
+//	      accepted (the listeners' Accepted, summed)
 //	stall PEER BYTES
 //	    Open a sinkProtocol stream and write up to BYTES in 16 KiB writes.
 //	    → written, dur (whole call), idle (from the last write that made
@@ -264,7 +265,12 @@ func (p *peerProc) state(id string) reply {
 		}
 		conns = append(conns, cr)
 	}
-	return reply{"conns": conns, "listeners": p.h.ListenerStats()}
+	ls := p.h.ListenerStats()
+	var accepted uint64
+	for _, l := range ls {
+		accepted += l.Accepted
+	}
+	return reply{"conns": conns, "listeners": ls, "accepted": accepted}
 }
 
 func (p *peerProc) stall(ctx context.Context, args []string) reply {

@@ -1,14 +1,18 @@
-// Command peer is the process the fault suite (package faults) runs inside a
-// network namespace: one Concord host, driven over a tiny line protocol, so
-// that the suite can kill it (SIGKILL), freeze it (SIGSTOP/SIGCONT) and
-// restart it with the same key like a real program.
+// Command nspeer is the process the namespace harness (internal/nspeer) runs
+// inside a network namespace: one Concord host, driven over a tiny line
+// protocol, so that a test can kill it (SIGKILL), freeze it
+// (SIGSTOP/SIGCONT) and restart it with the same key and port like a real
+// program. The host tests, the fault suite (faults) and the harness's own
+// tests all run this one program.
 //
-// It is test infrastructure, built by the suite with `go build` into a
-// temporary directory; it is not installed and has no stable interface.
+// It is test infrastructure, built by nspeer.Build with `go build` into a
+// temporary directory; it is not installed and has no stable interface. It
+// sits under internal/ beside its driver although it imports host: a main
+// package cannot be imported, so internal/deptest ranks it as a command.
 //
 // # Control protocol
 //
-// The suite listens on a Unix socket (a filesystem path, so it is reachable
+// The driver listens on a Unix socket (a filesystem path, so it is reachable
 // from inside any network namespace) and passes its path with -ctl. The peer
 // connects, writes one "ready" line, then reads commands, one per line:
 //
@@ -83,7 +87,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.ctl, "ctl", "", "path of the suite's Unix control socket (required)")
+	flag.StringVar(&o.ctl, "ctl", "", "path of the driver's Unix control socket (required)")
 	flag.StringVar(&o.keyFile, "key", "", "key file: read if it exists, else created; empty: ephemeral key")
 	flag.IntVar(&o.listenPort, "listen", -1, "TCP port to listen on at 0.0.0.0 (0: any); -1: no listener")
 	flag.DurationVar(&o.keepAlive, "keepalive", 0, "yamux keepalive interval (0: default)")
@@ -208,7 +212,7 @@ type peerProc struct {
 	raw    rawServer
 }
 
-// emit writes one JSON line; a failed write means the suite is gone, and
+// emit writes one JSON line; a failed write means the driver is gone, and
 // the read loop ends on its own.
 func (p *peerProc) emit(v any) {
 	b, err := json.Marshal(v)
@@ -221,7 +225,7 @@ func (p *peerProc) emit(v any) {
 }
 
 // observe reports host events. It runs synchronously in the host and must
-// not block: it formats one short line for a socket the suite drains.
+// not block: it formats one short line for a socket the driver drains.
 func (p *peerProc) observe(e host.Event) {
 	r := reply{"kind": "event", "at": time.Now().UnixNano()}
 	switch e := e.(type) {
@@ -280,7 +284,7 @@ func (p *peerProc) serve() {
 	})
 }
 
-// errorKinds names the sentinel conditions err matches, for the suite to
+// errorKinds names the sentinel conditions err matches, for the tests to
 // assert on without parsing error text.
 func errorKinds(err error) []string {
 	if err == nil {
