@@ -7,15 +7,52 @@ import (
 	"time"
 
 	"github.com/concordp2p/concord/internal/netlab"
+	"github.com/concordp2p/concord/internal/nspeer"
 )
 
 // Tests of the host between two network namespaces (internal/netlab), each
-// host in a helper process inside its namespace (netns_helper_test.go).
+// host a process of the namespace harness (internal/nspeer) inside its
+// namespace: a host dials and accepts on goroutines of its own, which under
+// netlab.Host.Do would be in the root namespace. The peers run under the race
+// detector when this binary does.
+
+// buildPeer builds the harness's program for one test.
+func buildPeer(t *testing.T) *nspeer.Program {
+	t.Helper()
+	return nspeer.Build(t, nspeer.BuildConfig{Race: nspeer.RaceEnabled})
+}
+
+// connectBoth sends connect (with a first echo stream) from a to b and from
+// b to a without waiting, for the caller to release the dials (or not), and
+// returns the replies' futures.
+func connectBoth(t *testing.T, a, b *nspeer.Proc) (pa, pb nspeer.Pending) {
+	t.Helper()
+	pa, err := a.Send("connect", b.ID, b.Addr, "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pb, err = b.Send("connect", a.ID, a.Addr, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	return pa, pb
+}
+
+// await reads the replies of connectBoth.
+func await(t *testing.T, pa, pb nspeer.Pending) (ra, rb nspeer.ConnectReply) {
+	t.Helper()
+	if err := pa.Await(&ra); err != nil {
+		t.Fatal(err)
+	}
+	if err := pb.Await(&rb); err != nil {
+		t.Fatal(err)
+	}
+	return ra, rb
+}
 
 // checkOneSimopenConn checks that both ends hold one connection that came
 // out of a TCP simultaneous open: an election took place on both ends,
 // neither listener accepted anything, and the addresses mirror each other.
-func checkOneSimopenConn(t *testing.T, run int, sa, sb childReply) {
+func checkOneSimopenConn(t *testing.T, run int, sa, sb nspeer.StateReply) {
 	t.Helper()
 	ca, cb := sa.Conns[0], sb.Conns[0]
 	if !ca.Election || !cb.Election {
@@ -41,12 +78,13 @@ func checkOneSimopenConn(t *testing.T, run int, sa, sb childReply) {
 // an echo stream while the hellos are still crossing.
 func TestNetnsSimultaneousOpenDuplicate(t *testing.T) {
 	pair := netlab.NewPair(t)
+	prog := buildPeer(t)
 	const runs = 50 // issue 6: each duplicate scenario at least 50 runs
 	var firstA, firstB []time.Duration
 	for run := range runs {
 		port := 43000 + 2*run // fresh 4-tuples: no TIME-WAIT from the last run
-		a := startChild(t, pair.A, helperConfig{Port: port})
-		b := startChild(t, pair.B, helperConfig{Port: port + 1})
+		a := prog.Start(t, pair.A, nspeer.Options{Name: "A", Port: port})
+		b := prog.Start(t, pair.B, nspeer.Options{Name: "B", Port: port + 1})
 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		removeSYN, err := pair.DropBareSYNs(ctx)
@@ -54,30 +92,29 @@ func TestNetnsSimultaneousOpenDuplicate(t *testing.T) {
 			cancel()
 			t.Fatal(err)
 		}
-		a.send("connect %s %s", b.id, b.addr)
-		b.send("connect %s %s", a.id, a.addr)
+		pa, pb := connectBoth(t, a, b)
 		waitErr := pair.WaitSynSent(ctx)
 		cancel()
 		if err := removeSYN(); err != nil {
 			t.Fatalf("removing the SYN rules: %v", err)
 		}
-		ra, rb := a.reply(), b.reply()
+		ra, rb := await(t, pa, pb)
 		if waitErr != nil {
 			t.Fatalf("run %d: %v (connects: A %q, B %q)", run, waitErr, ra.Err, rb.Err)
 		}
 		if ra.Err != "" || rb.Err != "" {
 			t.Fatalf("run %d: connect and first stream: A %q, B %q", run, ra.Err, rb.Err)
 		}
-		sa, sb, err := netnsConverged(a, b)
+		sa, sb, err := nspeer.Converged(a, b, time.Second)
 		if err != nil {
 			t.Fatalf("run %d: %v\nA: %+v\nB: %+v", run, err, sa.Conns, sb.Conns)
 		}
 		checkOneSimopenConn(t, run, sa, sb)
-		a.call("echo %s after-convergence-A-to-B", b.id)
-		b.call("echo %s after-convergence-B-to-A", a.id)
-		firstA, firstB = append(firstA, ra.FirstStream), append(firstB, rb.FirstStream)
-		a.stop()
-		b.stop()
+		a.Must(nil, "echo", b.ID, 64) // after convergence, A to B
+		b.Must(nil, "echo", a.ID, 64) // and B to A
+		firstA, firstB = append(firstA, ra.First), append(firstB, rb.First)
+		a.Stop()
+		b.Stop()
 	}
 	t.Logf("%d real simultaneous opens: one connection, the same on both ends, every run; "+
 		"time from Connect to the first echo answered (includes the ~1 s SYN retransmission the fixture forces): median A %v, B %v",
@@ -91,6 +128,7 @@ func TestNetnsSimultaneousOpenDuplicate(t *testing.T) {
 // (decision 1) says an election costs no round trip over a single dial.
 func TestNetnsSimultaneousOpenLatency(t *testing.T) {
 	pair := netlab.NewPair(t)
+	prog := buildPeer(t)
 	const d = 20 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -106,25 +144,25 @@ func TestNetnsSimultaneousOpenLatency(t *testing.T) {
 	var singleConnect, single, simConnect, simFirst []time.Duration
 	for range runs {
 		port += 2
-		a := startChild(t, pair.A, helperConfig{Port: port})
-		b := startChild(t, pair.B, helperConfig{Port: port + 1})
-		r := a.call("connect %s %s", b.id, b.addr)
-		singleConnect, single = append(singleConnect, r.Connect), append(single, r.FirstStream)
-		a.stop()
-		b.stop()
+		a := prog.Start(t, pair.A, nspeer.Options{Name: "A", Port: port})
+		b := prog.Start(t, pair.B, nspeer.Options{Name: "B", Port: port + 1})
+		var r nspeer.ConnectReply
+		a.Must(&r, "connect", b.ID, b.Addr, "echo")
+		singleConnect, single = append(singleConnect, r.Connect), append(single, r.First)
+		a.Stop()
+		b.Stop()
 	}
 	inconclusive := 0
 	for run := 0; run < 4*runs && len(simFirst) < runs; run++ {
 		port += 2
-		a := startChild(t, pair.A, helperConfig{Port: port})
-		b := startChild(t, pair.B, helperConfig{Port: port + 1})
-		a.send("connect %s %s", b.id, b.addr)
-		b.send("connect %s %s", a.id, a.addr)
-		ra, rb := a.reply(), b.reply()
+		a := prog.Start(t, pair.A, nspeer.Options{Name: "A", Port: port})
+		b := prog.Start(t, pair.B, nspeer.Options{Name: "B", Port: port + 1})
+		pa, pb := connectBoth(t, a, b)
+		ra, rb := await(t, pa, pb)
 		if ra.Err != "" || rb.Err != "" {
 			t.Fatalf("run %d: connect and first stream: A %q, B %q", run, ra.Err, rb.Err)
 		}
-		sa, sb, err := netnsConverged(a, b)
+		sa, sb, err := nspeer.Converged(a, b, time.Second)
 		if err != nil {
 			t.Fatalf("run %d: %v\nA: %+v\nB: %+v", run, err, sa.Conns, sb.Conns)
 		}
@@ -135,10 +173,10 @@ func TestNetnsSimultaneousOpenLatency(t *testing.T) {
 			inconclusive++
 		} else {
 			simConnect = append(simConnect, max(ra.Connect, rb.Connect))
-			simFirst = append(simFirst, max(ra.FirstStream, rb.FirstStream))
+			simFirst = append(simFirst, max(ra.First, rb.First))
 		}
-		a.stop()
-		b.stop()
+		a.Stop()
+		b.Stop()
 	}
 	if len(simFirst) == 0 {
 		t.Fatalf("no run of %d produced a simultaneous open within the skew bound", inconclusive)
@@ -158,6 +196,8 @@ func TestNetnsSimultaneousOpenLatency(t *testing.T) {
 // slack for a loaded machine), report it as a keepalive timeout, and drop
 // the connection from its table.
 func TestNetnsBlackholeKeepalive(t *testing.T) {
+	netlab.Require(t)
+	prog := buildPeer(t)
 	for _, tc := range []struct {
 		name          string
 		interval, pto time.Duration
@@ -172,15 +212,15 @@ func TestNetnsBlackholeKeepalive(t *testing.T) {
 			}
 			const slack = time.Second
 			pair := netlab.NewPair(t)
-			hc := helperConfig{Port: 44000, KeepAlive: tc.interval, PingTimeout: tc.pto}
-			a := startChild(t, pair.A, hc)
-			hc.Port++
-			b := startChild(t, pair.B, hc)
-			a.call("connect %s %s", b.id, b.addr)
-			if _, _, err := netnsConverged(a, b); err != nil {
+			o := nspeer.Options{Name: "A", Port: 44000, KeepAlive: tc.interval, PingTimeout: tc.pto}
+			a := prog.Start(t, pair.A, o)
+			o.Name, o.Port = "B", o.Port+1
+			b := prog.Start(t, pair.B, o)
+			a.Must(nil, "connect", b.ID, b.Addr, "echo")
+			if _, _, err := nspeer.Converged(a, b, time.Second); err != nil {
 				t.Fatal(err)
 			}
-			b.call("echo %s before-the-blackhole", a.id)
+			b.Must(nil, "echo", a.ID, 64) // before the blackhole
 
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -189,19 +229,21 @@ func TestNetnsBlackholeKeepalive(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e, ok := b.waitEvent(tc.bound+slack+5*time.Second, func(e childEvent) bool { return e.Kind == "closed" })
+			e, ok := b.WaitEvent(tc.bound+slack+5*time.Second, func(e nspeer.Event) bool { return e.Event == "closed" })
 			if !ok {
 				t.Fatalf("B did not close its connection to the blackholed A within %v", tc.bound+slack+5*time.Second)
 			}
-			took := time.Unix(0, e.At).Sub(start)
+			took := e.Time().Sub(start)
 			t.Logf("keepalive %s (bound %v): B detected the dead peer after %v (reason: %s)", tc.name, tc.bound, took, e.Reason)
-			if !e.Keepalive {
+			if !e.Matches("keepalive_timeout") {
 				t.Errorf("ConnClosed reason %q, want one matching muxer.ErrKeepaliveTimeout", e.Reason)
 			}
 			if took > tc.bound+slack {
 				t.Errorf("detected after %v, want within %v (+%v slack)", took, tc.bound, slack)
 			}
-			if n := len(b.state(a).Conns); n != 0 {
+			var st nspeer.StateReply
+			b.Must(&st, "state", a.ID)
+			if n := len(st.Conns); n != 0 {
 				t.Errorf("B still holds %d connections to A after the close event", n)
 			}
 			if err := restore(); err != nil {
