@@ -10,6 +10,7 @@ import (
 
 	"github.com/multiformats/go-multistream"
 
+	"github.com/concordp2p/concord/internal/ctxconn"
 	"github.com/concordp2p/concord/muxer"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/upgrader"
@@ -261,11 +262,7 @@ func (h *Host) sendHello(c *Conn) {
 			return err
 		}
 		defer s.Close()
-		stop := context.AfterFunc(ctx, func() { _ = s.SetDeadline(time.Unix(1, 0)) })
-		defer stop()
-		if d, ok := ctx.Deadline(); ok {
-			_ = s.SetDeadline(d)
-		}
+		defer ctxconn.Bind(ctx, s).Stop()
 		if err := multistream.SelectProtoOrFail(HelloProtocolID, s); err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/multiformats/go-multistream"
 
+	"github.com/concordp2p/concord/internal/ctxconn"
 	"github.com/concordp2p/concord/muxer"
 	"github.com/concordp2p/concord/peer"
 )
@@ -132,26 +133,22 @@ func (h *Host) openNegotiated(ctx context.Context, c *Conn, protocols []string) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.NegotiationTimeout)
 	defer cancel()
-	if d, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(d)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = s.SetDeadline(time.Unix(1, 0)) })
+	b := ctxconn.Bind(ctx, s)
 	proto, err := multistream.SelectOneOf(protocols, s)
-	stopped := stop()
+	ended := b.Stop()
 	if err != nil {
 		_ = s.Reset()
 		var ns multistream.ErrNotSupported[string]
 		switch {
 		case errors.As(err, &ns):
 			return nil, fmt.Errorf("%w: %q", ErrProtocolNotSupported, protocols)
-		case !stopped || ctx.Err() != nil:
+		case ended || ctx.Err() != nil:
 			return nil, fmt.Errorf("host: negotiating %q with %s: %w", protocols, p.ShortString(), context.Cause(ctx))
 		case errors.Is(err, io.EOF):
 			return nil, fmt.Errorf("host: negotiating %q with %s: stream closed: %w", protocols, p.ShortString(), err)
 		}
 		return nil, fmt.Errorf("host: negotiating %q with %s: %w", protocols, p.ShortString(), err)
 	}
-	_ = s.SetDeadline(time.Time{})
 	return &Stream{Stream: s, conn: c, protocol: proto}, nil
 }
 

@@ -8,11 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
-	"time"
 	"unicode/utf8"
 
+	"github.com/concordp2p/concord/internal/ctxconn"
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
 	"github.com/multiformats/go-multistream"
@@ -190,44 +189,20 @@ func Accept(ctx context.Context, conn net.Conn, cfg Config) (Result, net.Conn, e
 	return Result{Role: network.RoleResponder, Protocol: proto}, conn, nil
 }
 
-// aLongTimeAgo is a deadline in the past: it makes pending I/O fail now.
-var aLongTimeAgo = time.Unix(1, 0)
-
-// bind makes conn's deadline follow ctx until release is called with the
-// stage's error. release clears the deadline and, when ctx ended the stage,
-// returns context.Cause(ctx) wrapped with the I/O error it caused.
+// bind makes conn's deadline follow ctx (internal/ctxconn) until release
+// is called with the stage's error. release restores "no deadline" and,
+// when ctx ended the stage, returns context.Cause(ctx) joined to the I/O
+// error it caused.
 func bind(ctx context.Context, conn net.Conn) (release func(error) error, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("simopen: %w", context.Cause(ctx))
 	}
-	deadline, hasDeadline := ctx.Deadline()
-	if err := conn.SetDeadline(deadline); err != nil { // zero clears
-		return nil, fmt.Errorf("simopen: setting the deadline: %w", err)
-	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		_ = conn.SetDeadline(aLongTimeAgo)
-		close(fired)
-	})
+	b := ctxconn.Bind(ctx, conn)
 	return func(stageErr error) error {
-		ctxEnded := !stop()
-		if ctxEnded {
-			<-fired // its SetDeadline must not land after ours
+		err := b.Release(stageErr)
+		if err != nil && ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+			return fmt.Errorf("simopen: %w", err)
 		}
-		if stageErr == nil {
-			if err := conn.SetDeadline(time.Time{}); err != nil {
-				return fmt.Errorf("simopen: clearing the deadline: %w", err)
-			}
-			return nil
-		}
-		// conn's deadline can fire a moment before ctx's own timer.
-		if !ctxEnded && hasDeadline && errors.Is(stageErr, os.ErrDeadlineExceeded) && !time.Now().Before(deadline) {
-			<-ctx.Done()
-			ctxEnded = true
-		}
-		if ctxEnded {
-			return fmt.Errorf("simopen: %w (%w)", context.Cause(ctx), stageErr)
-		}
-		return stageErr
+		return err
 	}, nil
 }

@@ -12,6 +12,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multistream"
 
+	"github.com/concordp2p/concord/internal/ctxconn"
 	"github.com/concordp2p/concord/muxer"
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
@@ -234,8 +235,12 @@ func stageError(ctx context.Context, err error) error {
 // accepts the first it supports. The connection's deadline follows ctx for
 // the negotiation and is cleared afterwards.
 func negotiateMuxer(ctx context.Context, sc security.Conn, role network.Role, ids []string) (string, error) {
-	stop := bindDeadline(ctx, sc)
-	defer stop()
+	b := ctxconn.Bind(ctx, sc)
+	id, err := selectMuxer(sc, role, ids)
+	return id, b.Release(err)
+}
+
+func selectMuxer(sc security.Conn, role network.Role, ids []string) (string, error) {
 	if role == network.RoleInitiator {
 		id, err := multistream.SelectOneOf(ids, sc)
 		if err != nil {
@@ -259,20 +264,6 @@ func negotiateMuxer(ctx context.Context, sc security.Conn, role network.Role, id
 		return "", fmt.Errorf("answering muxer proposals: %w", err)
 	}
 	return id, nil
-}
-
-// bindDeadline makes conn's deadline follow ctx until stop is called, which
-// clears it. Cancellation sets a deadline in the past, so blocked I/O
-// returns at once.
-func bindDeadline(ctx context.Context, conn net.Conn) (stop func()) {
-	if d, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(d)
-	}
-	unhook := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	return func() {
-		unhook()
-		_ = conn.SetDeadline(time.Time{})
-	}
 }
 
 func (u *Upgrader) observe(e Event) {

@@ -9,9 +9,9 @@ import (
 
 	"github.com/flynn/noise"
 
+	"github.com/concordp2p/concord/internal/ctxconn"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/security"
-	"github.com/concordp2p/concord/security/internal/hsio"
 )
 
 // ID is the protocol ID of libp2p Noise.
@@ -117,17 +117,12 @@ func (t *Transport) Handshake(ctx context.Context, raw net.Conn, p security.Para
 		_ = raw.Close()
 		return nil, &security.HandshakeError{Protocol: ID, Step: stepStart, Err: err}
 	}
-	stop := hsio.Watch(ctx, raw)
+	// A handshake that finishes as ctx ends has succeeded: Stop lifts the
+	// deadline ctx set, and ctx no longer matters.
+	b := ctxconn.Bind(ctx, raw)
 	h := &handshake{ctx: ctx, t: t, raw: raw, p: p}
 	err := h.run()
-	if fired := stop(); fired && err == nil {
-		// The handshake finished as the context ended: it succeeded, so
-		// lift the deadline the context set; ctx no longer matters.
-		err = raw.SetDeadline(time.Time{})
-		if err != nil {
-			err = security.StepError(ctx, ID, stepFinish, err)
-		}
-	}
+	b.Stop()
 	if err != nil {
 		_ = raw.Close()
 		return nil, err

@@ -10,10 +10,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/concordp2p/concord/internal/ctxconn"
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/security"
-	"github.com/concordp2p/concord/security/internal/hsio"
 )
 
 // ID is the protocol ID of libp2p TLS.
@@ -129,13 +129,11 @@ func (t *Transport) Handshake(ctx context.Context, raw net.Conn, p security.Para
 		conn = tls.Server(rw, cfg)
 	}
 
-	stop := hsio.Watch(ctx, raw)
+	// Finished as ctx ended: the connection is kept, Stop lifts the
+	// deadline ctx set.
+	b := ctxconn.Bind(ctx, raw)
 	err = conn.Handshake()
-	if fired := stop(); fired && err == nil {
-		// Finished as the context ended: keep the connection, lift the
-		// deadline the context set.
-		err = raw.SetDeadline(time.Time{})
-	}
+	b.Stop()
 	if err != nil {
 		if v.err != nil && !errors.Is(err, v.err) {
 			err = fmt.Errorf("%w (%w)", v.err, err)

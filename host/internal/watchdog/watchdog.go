@@ -9,8 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
+
+	"github.com/concordp2p/concord/internal/ctxconn"
 )
 
 // Stream is what a Watchdog watches: a stream with a deadline.
@@ -21,48 +22,32 @@ type Stream interface {
 	SetDeadline(time.Time) error
 }
 
-// aLongTimeAgo is a deadline in the past: setting it fails blocked I/O.
-var aLongTimeAgo = time.Unix(1, 0)
-
 // Watchdog wraps a Stream so that ctx's end fails the operation in progress
 // and, when idle is positive, each Read and Write must finish within idle of
-// its start. Once ctx has ended, its past deadline is never moved again, so
-// a later re-arm cannot undo a cancellation.
+// its start. ctx is bound to the stream's deadline with internal/ctxconn:
+// once ctx has ended, its past deadline is never moved again, so a later
+// re-arm cannot undo a cancellation.
 type Watchdog struct {
 	s    Stream
 	idle time.Duration
-	stop func() bool
-
-	mu      sync.Mutex
-	expired bool // the deadline is in the past for good; guarded by mu
+	b    *ctxconn.Binding
 }
 
 // Watch starts watching s for ctx and the idle bound (0: none).
 func Watch(ctx context.Context, s Stream, idle time.Duration) *Watchdog {
-	w := &Watchdog{s: s, idle: idle}
-	w.stop = context.AfterFunc(ctx, w.Fail)
-	return w
+	return &Watchdog{s: s, idle: idle, b: ctxconn.Bind(ctx, s)}
 }
 
 // Fail sets a deadline in the past, for good: operations in progress and
 // later ones fail.
-func (w *Watchdog) Fail() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.expired = true
-	_ = w.s.SetDeadline(aLongTimeAgo)
-}
+func (w *Watchdog) Fail() { w.b.Expire() }
 
 // Arm starts the idle bound for the next operation: the stream's deadline
-// becomes now plus the idle bound (no effect without one, or after Fail).
+// becomes now plus the idle bound (no effect without one, or once ctx has
+// ended).
 func (w *Watchdog) Arm() {
-	if w.idle <= 0 {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.expired {
-		_ = w.s.SetDeadline(time.Now().Add(w.idle))
+	if w.idle > 0 {
+		w.b.SetDeadline(time.Now().Add(w.idle))
 	}
 }
 
@@ -76,12 +61,13 @@ func (w *Watchdog) Write(p []byte) (int, error) {
 	return w.s.Write(p)
 }
 
-// Release stops watching ctx and maps err: if ctx ended while the
-// operation ran, the result is context.Cause(ctx), even if the operation
-// itself finished, because the stream's deadline is now in the past; a
-// deadline error otherwise is the idle timeout's, reported as idleErr.
+// Release stops watching ctx, restores "no deadline" on the stream and maps
+// err: if ctx ended while the operation ran, the result is
+// context.Cause(ctx), even if the operation itself finished (a cancelled
+// exchange is reported as cancelled); a deadline error otherwise is the
+// idle timeout's, reported as idleErr.
 func (w *Watchdog) Release(ctx context.Context, err, idleErr error) error {
-	if !w.stop() {
+	if w.b.Stop() && ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
 	if err != nil && w.idle > 0 && errors.Is(err, os.ErrDeadlineExceeded) {

@@ -34,6 +34,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/concordp2p/concord/internal/ctxconn"
 )
 
 // Reply size limits.
@@ -266,18 +268,13 @@ func (c *Client) Close() error { return c.conn.Close() }
 // *ServerError. wait is how long the server may legitimately take to answer
 // (a blocking command's timeout); Do allows that plus ten seconds.
 func (c *Client) Do(ctx context.Context, wait time.Duration, args ...string) (Value, error) {
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.Close() })
-	defer stop()
-	if err := c.conn.SetDeadline(time.Now().Add(wait + 10*time.Second)); err != nil {
-		return Value{}, fmt.Errorf("resp: %w", err)
-	}
-	c.buf = AppendCommand(c.buf[:0], args...)
-	if _, err := c.conn.Write(c.buf); err != nil {
-		return Value{}, c.fail(ctx, fmt.Errorf("resp: sending %s: %w", args[0], err))
-	}
-	v, err := ReadValue(c.r)
-	if err != nil {
-		return Value{}, c.fail(ctx, fmt.Errorf("resp: reply to %s: %w", args[0], err))
+	b := ctxconn.Bind(ctx, c.conn)
+	b.SetDeadline(time.Now().Add(wait + 10*time.Second))
+	v, err := c.do(args)
+	if err = b.Release(err); err != nil {
+		// The reply may be cut short: the connection's state is unknown.
+		_ = c.conn.Close()
+		return Value{}, err
 	}
 	if v.Kind == Error {
 		return Value{}, &ServerError{Msg: v.Str}
@@ -285,11 +282,16 @@ func (c *Client) Do(ctx context.Context, wait time.Duration, args ...string) (Va
 	return v, nil
 }
 
-func (c *Client) fail(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
+func (c *Client) do(args []string) (Value, error) {
+	c.buf = AppendCommand(c.buf[:0], args...)
+	if _, err := c.conn.Write(c.buf); err != nil {
+		return Value{}, fmt.Errorf("resp: sending %s: %w", args[0], err)
 	}
-	return err
+	v, err := ReadValue(c.r)
+	if err != nil {
+		return Value{}, fmt.Errorf("resp: reply to %s: %w", args[0], err)
+	}
+	return v, nil
 }
 
 // RPush appends value to the list key and returns the list's new length.
