@@ -41,8 +41,8 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 // Write as the handshake bytes. Its first Read (which sends the held bytes
 // first if no Write has) reads and checks the peer's "responder" and echo
 // before passing data through; a mismatch fails that Read and every later
-// one with the machine's typed error. These checks run under whatever
-// deadline the caller set on the conn.
+// one with the machine's typed error, wrapped in a *PipelineError. These
+// checks run under whatever deadline the caller set on the conn.
 type lazyConn struct {
 	net.Conn
 
@@ -69,7 +69,7 @@ func (c *lazyConn) Write(b []byte) (int, error) {
 		n = 0
 	}
 	if err != nil {
-		return n, fmt.Errorf("simopen: writing the pipelined proposal: %w", err)
+		return n, &PipelineError{fmt.Errorf("simopen: writing the pipelined proposal: %w", err)}
 	}
 	return n, nil
 }
@@ -84,7 +84,7 @@ func (c *lazyConn) flush() error {
 	h := c.held
 	c.held = nil
 	if _, err := c.Conn.Write(h); err != nil {
-		return fmt.Errorf("simopen: writing the pipelined proposal: %w", err)
+		return &PipelineError{fmt.Errorf("simopen: writing the pipelined proposal: %w", err)}
 	}
 	return nil
 }
@@ -104,8 +104,8 @@ func (c *lazyConn) Read(b []byte) (int, error) {
 			return 0, err
 		}
 		if err := c.confirm(); err != nil {
-			c.rerr = err
-			return 0, err
+			c.rerr = &PipelineError{err}
+			return 0, c.rerr
 		}
 	}
 	rest := c.dec.rest()

@@ -49,3 +49,15 @@ func (e *ProtocolError) Error() string {
 	}
 	return fmt.Sprintf("simopen: protocol error: expected %s, got %q", e.Expected, got)
 }
+
+// PipelineError is a failure of the stage found after Dial returned: a
+// pipelined initiator (Result.Pipelined) checks the peer's "responder" and
+// its answer to the proposal on the first Read of the returned conn, and
+// sends its held tokens with the first Write, both inside the security
+// handshake. Such an error reaches the caller through the handshake's
+// error; errors.As finds it there, so the failure is still reported as the
+// simopen stage's.
+type PipelineError struct{ Err error }
+
+func (e *PipelineError) Error() string { return e.Err.Error() }
+func (e *PipelineError) Unwrap() error { return e.Err }

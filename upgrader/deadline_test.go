@@ -1,15 +1,19 @@
 package upgrader
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"net"
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/security"
+	"github.com/concordp2p/concord/simopen"
 )
 
 // cancellingConn cancels a context inside the Read that hands the stage
@@ -83,5 +87,55 @@ func TestStageCompletingAsContextEnds(t *testing.T) {
 		cancel()
 		_ = a.Close()
 		_ = b.Close()
+	}
+}
+
+// token encodes one multistream-select token.
+func token(s string) []byte {
+	return append([]byte{byte(len(s) + 1)}, s+"\n"...)
+}
+
+// TestPipelinedElectionFailureIsSimopenStage: when this side wins an
+// election, its "initiator" leaves with the first handshake message and
+// the peer's "responder" is checked inside the handshake. A peer that
+// answers anything else has failed the election, and the error must say
+// StageSimopen on this path too: the host's redial rule keys on it.
+func TestPipelinedElectionFailureIsSimopenStage(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer func(net.Conn)
+		target error
+	}{
+		{"garbage instead of responder", func(c net.Conn) { _, _ = c.Write(token("whatever")) }, nil},
+		// Our write or read of the pipelined tokens fails, whichever
+		// comes first.
+		{"closed instead of responder", func(c net.Conn) { _ = c.Close() }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := pipe(0)
+			defer a.Close()
+			defer b.Close()
+			// Our election number is all ones: we win against the peer's 0.
+			u := newUpgrader(t, Config{Rand: bytes.NewReader(bytes.Repeat([]byte{0xff}, 8))})
+			sec := u.secIDs[0]
+			go func() {
+				var first [512]byte
+				_, _ = b.Read(first[:]) // our header, simopen token and proposal
+				var w []byte
+				for _, s := range []string{"/multistream/1.0.0", "/libp2p/simultaneous-connect", sec, "select:0"} {
+					w = append(w, token(s)...)
+				}
+				_, _ = b.Write(w)
+				_, _ = b.Read(first[:]) // our select:, then initiator and the handshake
+				tc.answer(b)
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := u.Upgrade(ctx, a, network.DirOutbound, "")
+			mustStage(t, err, StageSimopen, tc.target)
+			if pe := (*simopen.PipelineError)(nil); !errors.As(err, &pe) {
+				t.Errorf("error %v carries no *simopen.PipelineError", err)
+			}
+		})
 	}
 }

@@ -138,6 +138,11 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 	})
 	ev.Durations.Security = time.Since(t0)
 	if err != nil {
+		if pe := (*simopen.PipelineError)(nil); errors.As(err, &pe) {
+			// The pipelined initiator's check of the election's outcome
+			// failed inside the handshake: the election failed.
+			return fail(StageSimopen, err)
+		}
 		return fail(StageSecurity, err)
 	}
 	ev.Peer = sc.RemotePeer()
