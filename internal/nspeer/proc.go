@@ -96,7 +96,7 @@ type Proc struct {
 	readerDone chan struct{} // closed when the control connection's reader ends
 	stop       func()
 
-	// Owned by the reader, guarded by mu.
+	// Shared by Send, the reader and WaitEvent.
 	mu      sync.Mutex
 	next    int // the last command id sent
 	pending map[int]chan json.RawMessage
