@@ -63,16 +63,20 @@ type Session interface {
 	IsClosed() bool
 
 	// Shutdown closes the session without losing what was written. It
-	// waits until every stream has ended (closed or reset on this side),
+	// waits until every stream it has handed out has ended on this side
+	// (Close or Reset; CloseWrite together with CloseRead or a Read that
+	// returned EOF; or a reset seen by Read or Write; a deadline or a
+	// stall ends nothing),
 	// sends GoAway behind everything queued, and waits until it has been
 	// written and the peer has closed in return, so that the close sends a
 	// FIN and not an RST: the data of every stream closed before Shutdown,
 	// that the peer had accepted, reaches the peer's session whole. When
 	// ctx ends first it closes at once and streams still open are cut as
 	// by Close. It returns nil only when the peer's close proved delivery.
-	// A stream the peer opens while Shutdown waits is accepted and waited
-	// for; one that crosses the GoAway is refused, never accepted and
-	// then cut.
+	// A stream the peer opens while Shutdown waits is waited for once
+	// AcceptStream has returned it; one not yet accepted when the last
+	// stream ends, or that crosses the GoAway, is refused (reset), never
+	// accepted and then cut. OpenStream fails from then on.
 	Shutdown(ctx context.Context) error
 
 	// NumStreams is the number of streams open in either direction.

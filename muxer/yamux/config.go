@@ -10,200 +10,144 @@ import (
 	yamux "github.com/libp2p/go-yamux/v5"
 )
 
-// Concord's defaults. The yamux spec fixes only the initial window.
+// Concord's defaults; the package doc says why. The yamux spec fixes only
+// the initial window.
 const (
-	// DefaultKeepAliveInterval: a session that has received nothing for
-	// this long sends a ping.
-	DefaultKeepAliveInterval = 10 * time.Second
-	// DefaultPingTimeout: a ping unanswered for this long closes the
-	// session, so a silent peer is detected within
-	// DefaultKeepAliveInterval + DefaultPingTimeout = 20 s (go-libp2p's
-	// yamux settings take 30 s + 10 s).
-	DefaultPingTimeout = 10 * time.Second
-	// DefaultWriteStallTimeout: a stream Write that makes no progress for
-	// this long fails with muxer.ErrWriteStalled.
-	DefaultWriteStallTimeout = 30 * time.Second
-	// DefaultMaxIncomingStreams bounds the streams the peer may have open
-	// towards us at once; beyond it new streams are reset at once.
+	DefaultKeepAliveInterval  = 10 * time.Second
+	DefaultPingTimeout        = 10 * time.Second
+	DefaultWriteStallTimeout  = 30 * time.Second
 	DefaultMaxIncomingStreams = 128
-	// DefaultAcceptBacklog bounds inbound streams not yet accepted; beyond
-	// it new streams are reset at once. It also bounds our own streams
-	// opened but not yet acknowledged by the peer.
-	DefaultAcceptBacklog = 64
-	// DefaultMaxStreamWindow is the largest receive window a stream grows
-	// to when the application reads fast on a long-RTT path.
-	DefaultMaxStreamWindow = 8 << 20
-	// DefaultReadBufferSize is the session's read buffer on the
-	// connection: none. Concord runs yamux over a secured connection, and
-	// both Noise and TLS connections already buffer what they decrypt, so a
-	// second buffer only copies; go-libp2p sets go-yamux's ReadBufSize to 0
-	// for the same reason. Without it an idle connection is 8.8 KiB lighter
-	// (both ends; live heap per idle connection 0.67x go-libp2p's instead
-	// of 1.00x) at equal bulk throughput (BENCHMARKS.md). Over an
-	// unsecured connection set Config.ReadBufferSize, which saves a read
-	// system call per frame header.
+	DefaultAcceptBacklog      = 64
+	DefaultMaxStreamWindow    = 8 << 20
+	// DefaultReadBufferSize is none: Noise and TLS connections buffer what
+	// they decrypt already (BENCHMARKS.md, "yamux read buffer").
 	DefaultReadBufferSize = 0
-	// DefaultMaxMessageSize is the largest frame sent, header included, so
-	// that one stream cannot hog the connection for long. It is 65519, not
-	// go-yamux's 64 KiB, so that a full frame fits one Noise transport
-	// message (65535 bytes less the 16-byte tag): at 64 KiB every full
-	// frame cost two encryptions and two writes, and bulk throughput over
-	// Noise was 0.92x go-libp2p's; at 65519 it was 1.05x (BENCHMARKS.md).
-	DefaultMaxMessageSize = 65519
-	// DefaultMeasureRTTInterval is how often the session measures its RTT,
-	// which steers receive-window growth.
+	// DefaultMaxMessageSize is 65519 so that a full frame, header
+	// included, fits one Noise transport message (65535 bytes less the
+	// 16-byte tag); go-yamux's 64 KiB needs two (BENCHMARKS.md).
+	DefaultMaxMessageSize     = 65519
 	DefaultMeasureRTTInterval = 30 * time.Second
 )
 
-// Spec constants (yamux spec.md).
-const (
-	// initialStreamWindow is the receive window every stream starts with;
-	// go-yamux refuses a smaller MaxStreamWindow.
-	initialStreamWindow = 256 << 10
-	// headerSize is the yamux frame header: version(1) type(1) flags(2)
-	// stream ID(4) length(4), big endian.
-	headerSize = 12
-)
+// initialStreamWindow is the receive window every stream starts with (spec);
+// go-yamux refuses a smaller MaxStreamWindow.
+const initialStreamWindow = 256 << 10
 
-// Config tunes a Muxer. The zero value means Concord's defaults, listed
-// with each field. A Config is copied by New; changing it afterwards has no
-// effect.
+// Config tunes a Muxer. Zero fields mean the defaults named with each. New
+// copies it.
 type Config struct {
 	// KeepAliveInterval is how long a session may receive nothing before
 	// it pings the peer. Zero means DefaultKeepAliveInterval (10 s);
-	// negative disables keepalive, which leaves dead-peer detection to the
+	// negative disables keepalive, leaving dead-peer detection to the
 	// caller.
 	KeepAliveInterval time.Duration
 
-	// PingTimeout bounds each ping: the time to hand it to the connection
-	// and then the time to receive the answer. In go-yamux the same knob
-	// (ConnectionWriteTimeout) also bounds every write to the connection:
-	// a connection write blocked this long (the peer stopped reading the
-	// connection) closes the session. Zero means DefaultPingTimeout
-	// (10 s).
-	//
-	// A silent peer is detected within KeepAliveInterval + PingTimeout of
-	// the last frame received from it.
+	// PingTimeout bounds each ping: handing it to the connection, then
+	// the answer. go-yamux uses the same knob (ConnectionWriteTimeout) to
+	// bound every write to the connection, so a peer that stops reading
+	// the connection closes the session after it too. A silent peer is
+	// detected within KeepAliveInterval + PingTimeout of its last frame.
+	// Zero means DefaultPingTimeout (10 s).
 	PingTimeout time.Duration
 
 	// WriteStallTimeout is how long a stream Write may make no progress
-	// before it fails with muxer.ErrWriteStalled. Progress means that the
-	// session accepted some bytes of the write, which needs flow-control
-	// credit from the peer and room in the session's send queue. The
-	// failure comes at most a quarter of the timeout late. Zero means
+	// (the session accepts none of its bytes, for want of the peer's
+	// flow-control credit or of room in the send queue) before it fails
+	// with muxer.ErrWriteStalled, at most a quarter of it late. Zero means
 	// DefaultWriteStallTimeout (30 s); it cannot be disabled.
 	WriteStallTimeout time.Duration
 
 	// MaxIncomingStreams bounds the streams the peer may have open towards
-	// this side at once. Zero means DefaultMaxIncomingStreams (128).
+	// this side at once; beyond it go-yamux resets new ones. Zero means
+	// DefaultMaxIncomingStreams (128).
 	MaxIncomingStreams int
 
 	// AcceptBacklog bounds the inbound streams waiting for AcceptStream
-	// and this side's streams not yet acknowledged by the peer. Zero means
-	// DefaultAcceptBacklog (64).
+	// (beyond it go-yamux resets new ones) and this side's streams not yet
+	// acknowledged by the peer. Zero means DefaultAcceptBacklog (64).
 	AcceptBacklog int
 
-	// MaxStreamWindow is the largest receive window of a stream, in bytes
-	// (at least the spec's initial 256 KiB). Zero means
+	// MaxStreamWindow is the largest receive window a stream grows to, in
+	// bytes, at least the spec's initial 256 KiB. Zero means
 	// DefaultMaxStreamWindow (8 MiB).
 	MaxStreamWindow uint32
 
-	// ReadBufferSize is the size of the session's buffered reader on the
-	// connection. Zero means DefaultReadBufferSize (no buffer); negative
-	// also means no buffer.
+	// ReadBufferSize is the session's read buffer on the connection. Zero
+	// or negative means none (DefaultReadBufferSize); over an unsecured
+	// connection a buffer saves a read call per frame header.
 	ReadBufferSize int
 
-	// MaxMessageSize is the largest data frame sent, in bytes, at least
-	// 1024. Zero means DefaultMaxMessageSize (65519).
+	// MaxMessageSize is the largest data frame sent, header included, at
+	// least 1024. Zero means DefaultMaxMessageSize (65519).
 	MaxMessageSize uint32
 
 	// MeasureRTTInterval is how often the session pings to measure its
-	// RTT. Zero means DefaultMeasureRTTInterval (30 s).
+	// RTT, which steers window growth. Zero means
+	// DefaultMeasureRTTInterval (30 s).
 	MeasureRTTInterval time.Duration
 
-	// Logger receives go-yamux's log lines (peer misbehaviour, dropped
-	// streams), at Error level for "[ERR]" and Warn for "[WARN]". Nil
-	// discards them.
+	// Logger receives go-yamux's log lines (peer misbehaviour, refused
+	// streams): "[ERR]" at Error level, "[WARN]" at Warn. Nil discards
+	// them.
 	Logger *slog.Logger
 }
 
 // ErrInvalidConfig is returned by New for a Config it cannot use.
 var ErrInvalidConfig = errors.New("invalid yamux config")
 
-// resolved is a Config with every default filled in and checked.
-type resolved struct {
-	keepAlive      time.Duration // 0: disabled
-	pingTimeout    time.Duration
-	writeStall     time.Duration
-	maxIncoming    int
-	acceptBacklog  int
-	maxWindow      uint32
-	readBuffer     int // 0: unbuffered
-	maxMessageSize uint32
-	measureRTT     time.Duration
-	logger         *slog.Logger
-}
-
-func (c Config) resolve() (resolved, error) {
-	r := resolved{
-		keepAlive:      orDefault(c.KeepAliveInterval, DefaultKeepAliveInterval),
-		pingTimeout:    orDefault(c.PingTimeout, DefaultPingTimeout),
-		writeStall:     orDefault(c.WriteStallTimeout, DefaultWriteStallTimeout),
-		maxIncoming:    orDefault(c.MaxIncomingStreams, DefaultMaxIncomingStreams),
-		acceptBacklog:  orDefault(c.AcceptBacklog, DefaultAcceptBacklog),
-		maxWindow:      orDefault(c.MaxStreamWindow, DefaultMaxStreamWindow),
-		readBuffer:     orDefault(c.ReadBufferSize, DefaultReadBufferSize),
-		maxMessageSize: orDefault(c.MaxMessageSize, DefaultMaxMessageSize),
-		measureRTT:     orDefault(c.MeasureRTTInterval, DefaultMeasureRTTInterval),
-		logger:         c.Logger,
-	}
-	if r.keepAlive < 0 {
-		r.keepAlive = 0
-	}
-	if r.readBuffer < 0 {
-		r.readBuffer = 0
-	}
+// resolve returns c with every default filled in, KeepAliveInterval 0 when
+// disabled and ReadBufferSize 0 when none, or an error wrapping
+// ErrInvalidConfig.
+func (c Config) resolve() (Config, error) {
+	c.KeepAliveInterval = max(0, orDefault(c.KeepAliveInterval, DefaultKeepAliveInterval))
+	c.PingTimeout = orDefault(c.PingTimeout, DefaultPingTimeout)
+	c.WriteStallTimeout = orDefault(c.WriteStallTimeout, DefaultWriteStallTimeout)
+	c.MaxIncomingStreams = orDefault(c.MaxIncomingStreams, DefaultMaxIncomingStreams)
+	c.AcceptBacklog = orDefault(c.AcceptBacklog, DefaultAcceptBacklog)
+	c.MaxStreamWindow = orDefault(c.MaxStreamWindow, DefaultMaxStreamWindow)
+	c.ReadBufferSize = max(0, orDefault(c.ReadBufferSize, DefaultReadBufferSize))
+	c.MaxMessageSize = orDefault(c.MaxMessageSize, DefaultMaxMessageSize)
+	c.MeasureRTTInterval = orDefault(c.MeasureRTTInterval, DefaultMeasureRTTInterval)
 	switch {
-	case r.pingTimeout < 0:
-		return r, fmt.Errorf("%w: PingTimeout %v is negative", ErrInvalidConfig, r.pingTimeout)
-	case r.writeStall < 0:
-		return r, fmt.Errorf("%w: WriteStallTimeout %v is negative", ErrInvalidConfig, r.writeStall)
-	case r.maxIncoming < 0:
-		return r, fmt.Errorf("%w: MaxIncomingStreams %d is negative", ErrInvalidConfig, r.maxIncoming)
-	case r.acceptBacklog < 0:
-		return r, fmt.Errorf("%w: AcceptBacklog %d is negative", ErrInvalidConfig, r.acceptBacklog)
-	case r.maxWindow < initialStreamWindow:
-		return r, fmt.Errorf("%w: MaxStreamWindow %d is below the spec's initial window %d", ErrInvalidConfig, r.maxWindow, initialStreamWindow)
-	case r.maxMessageSize < 1024:
-		return r, fmt.Errorf("%w: MaxMessageSize %d is below 1024", ErrInvalidConfig, r.maxMessageSize)
-	case r.measureRTT < 0:
-		return r, fmt.Errorf("%w: MeasureRTTInterval %v is negative", ErrInvalidConfig, r.measureRTT)
+	case c.PingTimeout < 0:
+		return c, fmt.Errorf("%w: PingTimeout %v is negative", ErrInvalidConfig, c.PingTimeout)
+	case c.WriteStallTimeout < 0:
+		return c, fmt.Errorf("%w: WriteStallTimeout %v is negative", ErrInvalidConfig, c.WriteStallTimeout)
+	case c.MaxIncomingStreams < 0:
+		return c, fmt.Errorf("%w: MaxIncomingStreams %d is negative", ErrInvalidConfig, c.MaxIncomingStreams)
+	case c.AcceptBacklog < 0:
+		return c, fmt.Errorf("%w: AcceptBacklog %d is negative", ErrInvalidConfig, c.AcceptBacklog)
+	case c.MaxStreamWindow < initialStreamWindow:
+		return c, fmt.Errorf("%w: MaxStreamWindow %d is below the spec's initial window %d", ErrInvalidConfig, c.MaxStreamWindow, initialStreamWindow)
+	case c.MaxMessageSize < 1024:
+		return c, fmt.Errorf("%w: MaxMessageSize %d is below 1024", ErrInvalidConfig, c.MaxMessageSize)
+	case c.MeasureRTTInterval < 0:
+		return c, fmt.Errorf("%w: MeasureRTTInterval %v is negative", ErrInvalidConfig, c.MeasureRTTInterval)
 	}
-	return r, nil
+	return c, nil
 }
 
-// yamuxConfig is the go-yamux configuration for r. It is built per session
-// because go-yamux keeps a pointer to it.
-func (r *resolved) yamuxConfig() *yamux.Config {
-	c := yamux.DefaultConfig()
-	c.AcceptBacklog = r.acceptBacklog
-	c.EnableKeepAlive = r.keepAlive > 0
-	c.KeepAliveInterval = r.keepAlive
-	if !c.EnableKeepAlive {
-		c.KeepAliveInterval = DefaultKeepAliveInterval // go-yamux checks it even when disabled
+// yamuxConfig is go-yamux's configuration for a resolved c. It is built
+// per session because go-yamux keeps the pointer.
+func (c *Config) yamuxConfig() *yamux.Config {
+	y := yamux.DefaultConfig()
+	y.AcceptBacklog = c.AcceptBacklog
+	y.EnableKeepAlive = c.KeepAliveInterval > 0
+	if y.EnableKeepAlive { // else go-yamux's default, which it checks anyway
+		y.KeepAliveInterval = c.KeepAliveInterval
 	}
-	c.MeasureRTTInterval = r.measureRTT
-	c.ConnectionWriteTimeout = r.pingTimeout
-	c.MaxIncomingStreams = uint32(r.maxIncoming)
-	c.InitialStreamWindowSize = initialStreamWindow
-	c.MaxStreamWindowSize = r.maxWindow
-	c.ReadBufSize = r.readBuffer
-	c.MaxMessageSize = r.maxMessageSize
-	c.LogOutput = io.Discard
-	if r.logger != nil {
-		c.LogOutput = &logWriter{logger: r.logger}
+	y.MeasureRTTInterval = c.MeasureRTTInterval
+	y.ConnectionWriteTimeout = c.PingTimeout
+	y.MaxIncomingStreams = uint32(c.MaxIncomingStreams)
+	y.InitialStreamWindowSize = initialStreamWindow
+	y.MaxStreamWindowSize = c.MaxStreamWindow
+	y.ReadBufSize = c.ReadBufferSize
+	y.MaxMessageSize = c.MaxMessageSize
+	y.LogOutput = io.Discard
+	if c.Logger != nil {
+		y.LogOutput = &logWriter{logger: c.Logger}
 	}
-	return c
+	return y
 }
 
 func orDefault[T int | uint32 | time.Duration](v, def T) T {

@@ -23,7 +23,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"keepalive enabled", yc.EnableKeepAlive, true},
 		{"KeepAliveInterval", yc.KeepAliveInterval, 10 * time.Second},
 		{"ConnectionWriteTimeout (ping timeout)", yc.ConnectionWriteTimeout, 10 * time.Second},
-		{"write stall", r.writeStall, 30 * time.Second},
+		{"WriteStallTimeout", r.WriteStallTimeout, 30 * time.Second},
 		{"MaxIncomingStreams", yc.MaxIncomingStreams, uint32(128)},
 		{"AcceptBacklog", yc.AcceptBacklog, 64},
 		{"InitialStreamWindowSize", yc.InitialStreamWindowSize, uint32(256 << 10)},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/concordp2p/concord/muxer"
 	"github.com/concordp2p/concord/network"
 )
 
@@ -236,4 +238,119 @@ func echoOnce(ctx context.Context, s *session, msg []byte) error {
 		return fmt.Errorf("echo %q, want %q", got, msg)
 	}
 	return nil
+}
+
+// TestShutdownWaitsForStreams: Shutdown returns as soon as the last
+// stream handed to the application has ended on this side, in each way a
+// stream can end, and not before; a stream the peer opens meanwhile is
+// waited for once accepted, one never accepted does not hold it.
+func TestShutdownWaitsForStreams(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, s := newSessions(t, Config{}, Config{})
+		closed, _ := openPair(t, c, s)
+		reset, _ := openPair(t, c, s)
+		resetByPeer, peerEnd := openPair(t, c, s)
+		start := time.Now()
+		shutdown := make(chan error, 1)
+		go func() { shutdown <- c.Shutdown(context.Background()) }()
+
+		// The peer opens two streams while Shutdown waits; this side
+		// accepts the first only.
+		fromPeer, err := s.OpenStream(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted, err := c.AcceptStream(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.OpenStream(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+
+		steps := []func(){
+			func() { closed.Close() },
+			func() { reset.Reset() },
+			func() {
+				peerEnd.Reset()
+				if _, err := resetByPeer.Read(make([]byte, 1)); !errors.Is(err, muxer.ErrStreamReset) {
+					t.Errorf("Read of a stream the peer reset: got %v, want ErrStreamReset", err)
+				}
+			},
+			func() {
+				accepted.CloseWrite()
+				fromPeer.Close()
+				if _, err := io.ReadAll(accepted); err != nil {
+					t.Errorf("ReadAll of the accepted stream: %v", err)
+				}
+			},
+		}
+		for i, step := range steps {
+			time.Sleep(time.Second)
+			synctest.Wait()
+			select {
+			case err := <-shutdown:
+				t.Fatalf("Shutdown returned %v with %d streams still open", err, len(steps)-i)
+			default:
+			}
+			step()
+		}
+		if err := <-shutdown; err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if d := time.Since(start); d != time.Duration(len(steps))*time.Second {
+			t.Errorf("Shutdown took %v, want %v: until the last stream ended", d, time.Duration(len(steps))*time.Second)
+		}
+	})
+}
+
+// slowConn reads 16 KiB a second: a slow link.
+type slowConn struct{ net.Conn }
+
+func (c slowConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p[:min(len(p), 16<<10)])
+	time.Sleep(time.Duration(n) * time.Second / (16 << 10))
+	return n, err
+}
+
+// TestShutdownSlowPeer: the data queued before the go-away takes many
+// lingers to cross a slow link; Shutdown still reports delivery and the
+// peer reads every byte. The linger runs from when the go-away is written
+// to the connection, not from when it is queued.
+func TestShutdownSlowPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := newPipe(16 << 10)
+		c := mustSession(t, Config{}, a, network.RoleInitiator)
+		s := mustSession(t, Config{}, slowConn{b}, network.RoleResponder)
+		msg := randomData(3, 200<<10) // under the initial window: queued at once
+		got := make(chan []byte, 1)
+		go func() {
+			st, err := s.AcceptStream(context.Background())
+			if err != nil {
+				t.Errorf("AcceptStream: %v", err)
+				got <- nil
+				return
+			}
+			b, _ := io.ReadAll(st)
+			got <- b
+		}()
+		st, err := c.OpenStream(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		start := time.Now()
+		if err := c.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if d := time.Since(start); d < 4*shutdownLinger {
+			t.Errorf("Shutdown took %v; the test needs the link to take several lingers", d)
+		}
+		if b := <-got; !bytes.Equal(b, msg) {
+			t.Errorf("peer read %d of %d bytes", len(b), len(msg))
+		}
+	})
 }

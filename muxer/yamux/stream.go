@@ -17,22 +17,21 @@ import (
 // aLongTimeAgo is a deadline in the past, used to wake a blocked Write.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// stream adapts *yamux.Stream to muxer.Stream and adds the write-stall
-// timeout.
+// stream adapts *yamux.Stream to muxer.Stream. It adds the write-stall
+// timeout, serializes Reads and Writes, and tells its session when it ends.
 //
 // # Write progress
 //
 // go-yamux's Write blocks while the stream has no send window (the peer
 // stopped reading) or the session's send queue is full, until the write
-// deadline. Write therefore runs go-yamux's Write in attempts, each with a
-// deadline at most stallCheck ahead (or the caller's deadline, if sooner).
-// An attempt that times out having sent some bytes is progress; one that
-// sent nothing is not, and once no progress has been seen for the stall
-// timeout Write fails with muxer.ErrWriteStalled. Progress is timed when an
-// attempt returns, at most stallCheck after the bytes moved, and an attempt
-// never runs past the moment the stall timeout expires, so the failure comes
+// deadline, and it has no notion of progress. Write therefore runs it in
+// attempts, each with a deadline at most stallCheck ahead (sooner if the
+// caller's deadline or the stall is). An attempt that times out having sent
+// some bytes is progress; once none has been seen for the stall timeout,
+// Write fails with muxer.ErrWriteStalled. Progress is timed when an attempt
+// returns, at most stallCheck after the bytes moved, so the failure comes
 // between the stall timeout and the stall timeout plus stallCheck after the
-// last byte moved.
+// last byte moved (TestWriteStallAfterProgress).
 type stream struct {
 	ys   *yamux.Stream
 	sess *session
@@ -40,17 +39,19 @@ type stream struct {
 	stall      time.Duration // fail a write after this long without progress
 	stallCheck time.Duration // attempt length: stall/4
 
-	// wsem serializes Writes, so concurrent writes do not interleave. A
-	// channel rather than a mutex: a Write may hold it for a stall
-	// timeout, and a goroutine waiting on a channel is durably blocked in
-	// a synctest bubble.
+	// wsem serializes Writes, so that concurrent writes do not interleave.
+	// A channel, not a mutex: a Write may hold it for a stall timeout, and
+	// a goroutine waiting on a channel is durably blocked in a synctest
+	// bubble.
 	wsem       chan struct{}
 	progressAt time.Time // when a Write last made progress; guarded by wsem
 
-	// rsem serializes Reads: go-yamux v5.1.0 races when two goroutines
-	// read one stream at once (Stream.sendWindowUpdate reads and writes
-	// unguarded state; seen by the race detector in nettest's RacyRead).
-	// A second Read waits for the first, which a deadline or Close ends.
+	// rsem serializes Reads: go-yamux v5.1.0's Stream.Read is not safe
+	// for concurrent use. Readers wait on recvNotifyCh, which holds one
+	// notification, so of two readers waiting when the peer's FIN arrives
+	// one wakes and the other waits forever (TestConcurrentReads); and its
+	// window update (sendWindowUpdate) reads and writes recvWindow and
+	// epochStart without a lock.
 	rsem chan struct{}
 
 	dmu       sync.Mutex // guards the fields below and calls to ys.SetWriteDeadline
@@ -58,20 +59,51 @@ type stream struct {
 	attemptWD time.Time  // deadline of the attempt in progress, or the last one; zero: none set
 	writing   bool       // an attempt is in progress
 
-	readClosed  atomic.Bool // CloseRead or Close was called
-	writeClosed atomic.Bool // CloseWrite or Close was called
+	readClosed  atomic.Bool   // CloseRead, Close or Reset was called
+	writeClosed atomic.Bool   // CloseWrite, Close or Reset was called
+	ended       atomic.Uint32 // readEnded|writeEnded: the directions finished on this side
 }
+
+// The directions of a stream, for stream.end.
+const (
+	readEnded  = 1 << iota // Read returned EOF or an error, or CloseRead
+	writeEnded             // CloseWrite, or Write failed for good
+	bothEnded  = readEnded | writeEnded
+)
 
 var _ muxer.Stream = (*stream)(nil)
 
+// wrap adapts ys, which the session has admitted.
 func (s *session) wrap(ys *yamux.Stream) *stream {
 	return &stream{
 		ys:         ys,
 		sess:       s,
-		stall:      s.cfg.writeStall,
-		stallCheck: s.cfg.writeStall / 4,
+		stall:      s.cfg.WriteStallTimeout,
+		stallCheck: s.cfg.WriteStallTimeout / 4,
 		wsem:       make(chan struct{}, 1),
 		rsem:       make(chan struct{}, 1),
+	}
+}
+
+// end records that directions have finished; the first time both have,
+// the stream stops counting for Shutdown. It mirrors when go-yamux forgets
+// a stream: both halves closed or either reset.
+func (st *stream) end(directions uint32) {
+	if old := st.ended.Or(directions); old != bothEnded && old|directions == bothEnded {
+		st.sess.release()
+	}
+}
+
+// endOnError ends the stream for an error of op: a reset or a closed
+// session ends both directions, a deadline or a stall neither.
+func (st *stream) endOnError(err error, directions uint32) {
+	switch {
+	case err == nil:
+	case errors.Is(err, muxer.ErrStreamReset), errors.Is(err, muxer.ErrSessionClosed):
+		st.end(bothEnded)
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, muxer.ErrWriteStalled):
+	default:
+		st.end(directions)
 	}
 }
 
@@ -86,7 +118,9 @@ func (st *stream) Read(b []byte) (int, error) {
 		// go-yamux reports a local CloseRead as a reset
 		return n, &muxer.Error{Op: "read", Kind: net.ErrClosed}
 	}
-	return n, st.streamErr("read", err)
+	err = st.streamErr("read", err)
+	st.endOnError(err, readEnded)
+	return n, err
 }
 
 func (st *stream) Write(b []byte) (int, error) {
@@ -126,7 +160,9 @@ func (st *stream) Write(b []byte) (int, error) {
 			return total, &muxer.Error{Op: "write", Kind: net.ErrClosed}
 		}
 		if !errors.Is(err, yamux.ErrTimeout) {
-			return total, st.streamErr("write", err)
+			err = st.streamErr("write", err)
+			st.endOnError(err, writeEnded)
+			return total, err
 		}
 		// The attempt's deadline passed: the caller's, or ours.
 		now = time.Now()
@@ -203,7 +239,8 @@ func (st *stream) SetWriteDeadline(t time.Time) error {
 }
 
 // wakeWriter makes a Write blocked in go-yamux return at once; it then sees
-// writeClosed.
+// writeClosed. go-yamux wakes a writer waiting for window itself, but not
+// one waiting for room in the send queue.
 func (st *stream) wakeWriter() {
 	st.dmu.Lock()
 	st.attemptWD = aLongTimeAgo
@@ -212,6 +249,7 @@ func (st *stream) wakeWriter() {
 }
 
 func (st *stream) CloseWrite() error {
+	defer st.end(writeEnded)
 	if st.writeClosed.Swap(true) {
 		return nil
 	}
@@ -220,6 +258,7 @@ func (st *stream) CloseWrite() error {
 }
 
 func (st *stream) CloseRead() error {
+	defer st.end(readEnded)
 	st.readClosed.Store(true)
 	return st.ys.CloseRead() // never fails
 }
@@ -228,6 +267,7 @@ func (st *stream) CloseRead() error {
 // so far. It returns an error when the stream had been reset or the session
 // closed, in which case data written before may not have reached the peer.
 func (st *stream) Close() error {
+	defer st.end(bothEnded)
 	st.readClosed.Store(true)
 	_ = st.ys.CloseRead()
 	if st.writeClosed.Swap(true) {
@@ -245,8 +285,11 @@ func (st *stream) closeErr(op string, err error) error {
 }
 
 func (st *stream) Reset() error {
+	defer st.end(bothEnded)
 	st.readClosed.Store(true)
-	st.writeClosed.Store(true)
+	if !st.writeClosed.Swap(true) {
+		st.wakeWriter()
+	}
 	return st.ys.Reset() // never fails
 }
 

@@ -26,7 +26,7 @@ var ErrUnknownRole = errors.New("yamux: role must be initiator or responder")
 // Muxer is the yamux muxer.Muxer. It is immutable and safe for concurrent
 // use; one value serves every connection.
 type Muxer struct {
-	cfg resolved
+	cfg Config // resolved
 }
 
 var _ muxer.Muxer = (*Muxer)(nil)
@@ -43,78 +43,124 @@ func New(cfg Config) (*Muxer, error) {
 // ID returns "/yamux/1.0.0".
 func (m *Muxer) ID() string { return ID }
 
-// NewSession starts a yamux session over conn: the yamux client for
-// RoleInitiator (odd stream IDs), the server for RoleResponder. The session
-// owns conn. It starts go-yamux's goroutines (receive loop, send loop, RTT
-// measurement, keepalive timer), all of which end when the session closes.
+// NewSession starts a yamux session over conn, which it owns: the yamux
+// client for RoleInitiator (odd stream IDs), the server for RoleResponder.
+// go-yamux's goroutines (receive and send loops, RTT measurement,
+// keepalive timer) end when the session closes.
 func (m *Muxer) NewSession(conn net.Conn, role network.Role) (muxer.Session, error) {
 	return m.newSession(conn, role)
 }
 
 func (m *Muxer) newSession(conn net.Conn, role network.Role) (*session, error) {
-	rc := newGuardedConn(conn)
+	gc := newGuardedConn(conn)
 	var (
 		ys  *yamux.Session
 		err error
 	)
 	switch role {
 	case network.RoleInitiator:
-		ys, err = yamux.Client(rc, m.cfg.yamuxConfig(), nil)
+		ys, err = yamux.Client(gc, m.cfg.yamuxConfig(), nil)
 	case network.RoleResponder:
-		ys, err = yamux.Server(rc, m.cfg.yamuxConfig(), nil)
+		ys, err = yamux.Server(gc, m.cfg.yamuxConfig(), nil)
 	default:
 		return nil, fmt.Errorf("%w, got %v", ErrUnknownRole, role)
 	}
-	if err != nil {
-		// Config was checked by New; go-yamux refusing it is a bug here.
+	if err != nil { // New checked the Config: a bug here
 		return nil, fmt.Errorf("yamux: starting session: %w", err)
 	}
-	return &session{
-		ys:       ys,
-		conn:     rc,
-		cfg:      &m.cfg,
-		acceptCh: make(chan *yamux.Stream),
-	}, nil
+	return &session{ys: ys, conn: gc, cfg: &m.cfg, acceptCh: make(chan *yamux.Stream)}, nil
 }
 
 // session adapts *yamux.Session to muxer.Session.
 type session struct {
 	ys   *yamux.Session
 	conn *guardedConn
-	cfg  *resolved
+	cfg  *Config
 
-	// acceptCh carries streams from the accept goroutine (started by the
-	// first AcceptStream) to AcceptStream callers; unbuffered, so at most
-	// one accepted stream waits outside go-yamux's backlog.
+	// acceptCh carries streams from the accept goroutine, started by the
+	// first AcceptStream, to AcceptStream callers. Unbuffered: at most one
+	// stream waits outside go-yamux's backlog.
 	acceptOnce sync.Once
-	acceptCh   chan *yamux.Stream // accept goroutine -> AcceptStream
+	acceptCh   chan *yamux.Stream
+
+	// The streams handed to the application and not yet ended, for
+	// Shutdown. go-yamux announces no stream's end, but every end a stream
+	// has on this side passes through its wrapper (see stream.end).
+	mu       sync.Mutex
+	live     int
+	idle     chan struct{} // closed when live drops to 0; nil while it is 0
+	draining bool          // Shutdown is going away: no stream is handed out
 
 	errOnce sync.Once
-	err     *muxer.Error // why the session closed; set once Done is closed
+	err     *muxer.Error // why the session closed, once it has
 }
 
 var _ muxer.Session = (*session)(nil)
+
+// admit counts a stream about to be handed to the application. It fails
+// once Shutdown has decided to go away.
+func (s *session) admit() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	if s.live == 0 {
+		s.idle = make(chan struct{})
+	}
+	s.live++
+	return true
+}
+
+// release uncounts a stream admitted before.
+func (s *session) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live--; s.live == 0 {
+		close(s.idle)
+		s.idle = nil
+	}
+}
+
+// drainIfIdle stops admitting streams and returns nil if none is live;
+// otherwise it returns a channel closed when none is.
+func (s *session) drainIfIdle() (idle <-chan struct{}, live int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live == 0 {
+		s.draining = true
+	}
+	return s.idle, s.live
+}
+
+var errShuttingDown = fmt.Errorf("%w: the session is shutting down", net.ErrClosed)
 
 func (s *session) OpenStream(ctx context.Context) (muxer.Stream, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("open stream: %w", context.Cause(ctx))
 	}
-	ys, err := s.ys.OpenStream(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("open stream: %w", context.Cause(ctx))
-		}
-		if s.ys.IsClosed() {
-			return nil, s.opErr("open stream")
-		}
-		if errors.Is(err, yamux.ErrStreamsExhausted) {
-			return nil, &muxer.Error{Op: "open stream", Kind: muxer.ErrStreamsExhausted}
-		}
-		// go-yamux fails an open otherwise only when the session closes
-		// meanwhile or its memory manager refuses, and it has none.
-		return nil, &muxer.Error{Op: "open stream", Kind: muxer.ErrSessionClosed, Err: err}
+	if s.ys.IsClosed() {
+		return nil, s.opErr("open stream")
 	}
-	return s.wrap(ys), nil
+	if !s.admit() {
+		return nil, &muxer.Error{Op: "open stream", Kind: muxer.ErrSessionClosed, Err: errShuttingDown}
+	}
+	ys, err := s.ys.OpenStream(ctx)
+	if err == nil {
+		return s.wrap(ys), nil
+	}
+	s.release()
+	switch {
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("open stream: %w", context.Cause(ctx))
+	case s.ys.IsClosed():
+		return nil, s.opErr("open stream")
+	case errors.Is(err, yamux.ErrStreamsExhausted):
+		return nil, &muxer.Error{Op: "open stream", Kind: muxer.ErrStreamsExhausted}
+	}
+	// Otherwise go-yamux fails an open only when its memory manager
+	// refuses, and it has none.
+	return nil, &muxer.Error{Op: "open stream", Kind: muxer.ErrSessionClosed, Err: err}
 }
 
 func (s *session) AcceptStream(ctx context.Context) (muxer.Stream, error) {
@@ -122,23 +168,28 @@ func (s *session) AcceptStream(ctx context.Context) (muxer.Stream, error) {
 		return nil, s.opErr("accept stream")
 	}
 	s.acceptOnce.Do(func() { go s.acceptLoop() })
-	select {
-	case ys := <-s.acceptCh:
-		return s.wrap(ys), nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("accept stream: %w", context.Cause(ctx))
-	case <-s.ys.CloseChan():
-		return nil, s.opErr("accept stream")
+	for {
+		select {
+		case ys := <-s.acceptCh:
+			if s.admit() {
+				return s.wrap(ys), nil
+			}
+			_ = ys.Reset() // it crossed Shutdown's go-away: refused, not cut later
+		case <-ctx.Done():
+			return nil, fmt.Errorf("accept stream: %w", context.Cause(ctx))
+		case <-s.ys.CloseChan():
+			return nil, s.opErr("accept stream")
+		}
 	}
 }
 
 // acceptLoop hands go-yamux's accepted streams to AcceptStream callers
-// until the session closes, which ends it.
+// until the session closes.
 func (s *session) acceptLoop() {
 	for {
 		ys, err := s.ys.AcceptStream()
 		if err != nil {
-			return // only when the session has closed
+			return // the session has closed
 		}
 		select {
 		case s.acceptCh <- ys:
@@ -153,38 +204,38 @@ func (s *session) Ping(ctx context.Context) (time.Duration, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("ping: %w", context.Cause(ctx))
 	}
+	if s.ys.IsClosed() {
+		// go-yamux's Ping may join one that completed just before the
+		// close and report its success.
+		return 0, s.opErr("ping")
+	}
+	// go-yamux's Ping takes no context; it returns within two ping
+	// timeouts or when the session closes, and so does this goroutine.
 	type result struct {
 		rtt time.Duration
 		err error
 	}
-	if s.ys.IsClosed() {
-		// go-yamux's Ping may join a ping that completed just before
-		// the close and report its success.
-		return 0, s.opErr("ping")
-	}
-	// go-yamux's Ping takes no context; it returns within two ping
-	// timeouts or when the session closes, so this goroutine cannot
-	// outlive either.
 	done := make(chan result, 1)
 	go func() {
 		rtt, err := s.ys.Ping()
 		done <- result{rtt, err}
 	}()
+	var r result
 	select {
-	case r := <-done:
-		switch {
-		case r.err == nil:
-			return r.rtt, nil
-		case s.ys.IsClosed():
-			return 0, s.opErr("ping")
-		case errors.Is(r.err, yamux.ErrTimeout):
-			return 0, &muxer.Error{Op: "ping", Kind: os.ErrDeadlineExceeded,
-				Err: fmt.Errorf("no answer within the ping timeout %v", s.cfg.pingTimeout)}
-		}
-		return 0, &muxer.Error{Op: "ping", Kind: muxer.ErrSessionClosed, Err: r.err}
+	case r = <-done:
 	case <-ctx.Done():
 		return 0, fmt.Errorf("ping: %w", context.Cause(ctx))
 	}
+	switch {
+	case r.err == nil:
+		return r.rtt, nil
+	case s.ys.IsClosed():
+		return 0, s.opErr("ping")
+	case errors.Is(r.err, yamux.ErrTimeout):
+		return 0, &muxer.Error{Op: "ping", Kind: os.ErrDeadlineExceeded,
+			Err: fmt.Errorf("no answer within the ping timeout %v", s.cfg.PingTimeout)}
+	}
+	return 0, &muxer.Error{Op: "ping", Kind: muxer.ErrSessionClosed, Err: r.err}
 }
 
 func (s *session) Close() error {
@@ -192,70 +243,65 @@ func (s *session) Close() error {
 	return nil
 }
 
-// Shutdown. go-yamux's send queue is first in, first out except for pings
-// and pongs, which jump it, so a ping proves nothing about queued data.
-// A go-away frame goes through the queue like data: once the guard has
-// seen it written to the connection, everything queued before it has been
-// written too. go-yamux v5 ends the receiving session as soon as a normal
-// go-away arrives (handleGoAway returns ErrRemoteGoAway), after processing
-// every frame before it; the peer then closes its connection, and our
-// receive loop sees EOF. Closing only then leaves no unread data in our
-// receive buffer, so the close is a FIN, not an RST that could destroy
-// data still in flight to the peer.
+// Shutdown waits for the application's streams to end, then sends a
+// go-away and waits for the peer to close.
 //
-// Streams the peer has not accepted when its session ends are dropped by
-// go-yamux (its AcceptStream discards them after shutdown), so a stream's
-// data is delivered only if the peer accepted the stream; protocols that
-// negotiate before writing (multistream-select) always have.
+// go-yamux's send queue is first in, first out (pings and pongs jump it),
+// so once the go-away has been written (guardedConn.goAwaySent) everything
+// the streams queued before has been too. go-yamux v5 ends a session as
+// soon as it reads a normal go-away, having handled every frame before it,
+// and closes its connection; our receive loop then reads EOF. Closing
+// only then leaves nothing unread in our receive buffer, so the close is a
+// FIN, not an RST that could destroy data still in flight to the peer. The
+// peer's go-yamux drops streams it had not accepted when it ends, so data
+// is delivered only on streams the peer accepted; protocols that negotiate
+// before writing (multistream-select) always have.
 //
-// The go-away is sent once no stream is left, and the last check and the
-// go-away are one step as far as the peer's frames go: the guard holds
-// them back meanwhile, so a stream the peer opens just then is refused by
-// go-yamux (it resets streams opened after its go-away) instead of being
-// accepted and then cut by the peer's close.
+// Once no stream is live, admit fails: AcceptStream resets streams the
+// peer opens from then on, and go-yamux resets those whose SYN it reads
+// after GoAway has marked the session. A stream that crosses the go-away
+// is therefore refused, never handed out and then cut by the peer's close.
 func (s *session) Shutdown(ctx context.Context) error {
 	defer s.Close()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
 	for {
-		if s.ys.NumStreams() == 0 { // go-yamux announces no stream's end
-			if s.ys.IsClosed() {
-				return fmt.Errorf("shutdown: before go-away: %w", s.opErr("shutdown"))
-			}
-			sent, err := s.goAwayIfIdle(ctx)
-			if err != nil {
-				return err
-			}
-			if sent {
-				break
-			}
+		idle, live := s.drainIfIdle()
+		if idle == nil {
+			break
 		}
 		select {
-		case <-tick.C:
+		case <-idle:
 		case <-s.ys.CloseChan():
 			return fmt.Errorf("shutdown: waiting for streams: %w", s.opErr("shutdown"))
 		case <-ctx.Done():
-			return fmt.Errorf("shutdown: %d streams still open: %w", s.ys.NumStreams(), context.Cause(ctx))
+			return fmt.Errorf("shutdown: %d streams still open: %w", live, context.Cause(ctx))
 		}
+	}
+	// GoAway blocks only while go-yamux's send queue is full; Close ends it.
+	queued := make(chan error, 1)
+	go func() { queued <- s.ys.GoAway() }()
+	select {
+	case err := <-queued:
+		if err != nil {
+			return fmt.Errorf("shutdown: sending go-away: %w", s.opErr("shutdown"))
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("shutdown: go-away not queued: %w", context.Cause(ctx))
 	}
 	select {
 	case <-s.conn.goAwaySent:
 	case <-s.ys.CloseChan():
-		// The peer may have closed in answer to the go-away, before this
-		// select looked: then delivery is complete.
 		select {
 		case <-s.conn.goAwaySent:
-			return nil // the peer closed in answer
+			return nil // the peer closed in answer before this select looked
 		default:
 			return fmt.Errorf("shutdown: closed before the go-away was written: %w", s.opErr("shutdown"))
 		}
 	case <-ctx.Done():
 		return fmt.Errorf("shutdown: go-away not written: %w", context.Cause(ctx))
 	}
-	// Everything is written; wait for the peer to close so that our own
-	// close finds nothing unread. Its close after the go-away is the proof
-	// of delivery. A peer that does not close on go-away (not go-yamux v5)
-	// or is gone gets a short linger, and delivery is unconfirmed.
+	// The peer's close after the go-away is the proof of delivery. One
+	// that does not close on go-away (not go-yamux v5) or is gone gets a
+	// short linger, and delivery is unconfirmed.
 	linger := time.NewTimer(shutdownLinger)
 	defer linger.Stop()
 	select {
@@ -268,41 +314,10 @@ func (s *session) Shutdown(ctx context.Context) error {
 	}
 }
 
-// goAwayIfIdle sends the go-away if no stream is open, with the peer's
-// frames held back from the check until go-yamux has marked its go-away
-// (GoAway sets the mark before it queues the frame). It reports false,
-// nil when a stream is open, or when the receive loop was busy and the
-// check should be repeated.
-func (s *session) goAwayIfIdle(ctx context.Context) (bool, error) {
-	release, err := s.conn.hold(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return false, fmt.Errorf("shutdown: %w", context.Cause(ctx))
-		}
-		return false, nil // errReaderBusy: try again
-	}
-	defer release()
-	if s.ys.NumStreams() > 0 {
-		return false, nil // one arrived before the hold
-	}
-	// GoAway blocks only while go-yamux's send queue is full.
-	done := make(chan error, 1)
-	go func() { done <- s.ys.GoAway() }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		return false, fmt.Errorf("shutdown: go-away not queued: %w", context.Cause(ctx))
-	}
-	if err != nil {
-		return false, fmt.Errorf("shutdown: sending go-away: %w", s.opErr("shutdown"))
-	}
-	return true, nil
-}
-
 var errUnconfirmed = errors.New("the peer did not close after the go-away; delivery unconfirmed")
 
-// shutdownLinger bounds Shutdown's wait for the peer's close after the
-// go-away was written.
+// shutdownLinger bounds Shutdown's wait for the peer's close once the
+// go-away is written.
 const shutdownLinger = 2 * time.Second
 
 func (s *session) Done() <-chan struct{} { return s.ys.CloseChan() }
@@ -318,16 +333,15 @@ func (s *session) Err() error {
 	return s.closeErr()
 }
 
-// closeErr returns the classified reason the session closed. It is meant
-// for closed sessions; on an open one it returns a bare ErrSessionClosed
-// rather than probe.
+// closeErr returns the classified reason the session closed; on an open
+// session, a bare ErrSessionClosed.
 func (s *session) closeErr() *muxer.Error {
 	if !s.ys.IsClosed() {
 		return &muxer.Error{Op: "session", Kind: muxer.ErrSessionClosed}
 	}
 	s.errOnce.Do(func() {
-		// go-yamux exposes its shutdown error only through the
-		// operations that fail with it; OpenStream on a closed session
+		// go-yamux v5.1.0 has no accessor for its shutdown error; its
+		// operations fail with it, and OpenStream on a closed session
 		// returns it before doing anything else.
 		_, cause := s.ys.OpenStream(context.Background())
 		s.err = closeCause(cause, s.conn.firstErr())
@@ -335,7 +349,8 @@ func (s *session) closeErr() *muxer.Error {
 	return s.err
 }
 
-// opErr is the error an operation returns because the session has closed.
+// opErr is the error of an operation that failed because the session
+// closed.
 func (s *session) opErr(op string) error {
 	ce := s.closeErr()
 	return &muxer.Error{Op: op, Kind: muxer.ErrSessionClosed, Remote: ce.Remote, Code: ce.Code, Err: ce.Err}

@@ -7,7 +7,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -121,30 +124,72 @@ func randomData(seed uint64, size int) []byte {
 // it is closed both ways or reset, so it never grows beyond go-yamux's own
 // stream table.
 func TestGuardForgetsStreams(t *testing.T) {
-	c, s := newSessions(t, Config{}, Config{})
-	for _, end := range []string{"close", "reset"} {
-		a, b := openPair(t, c, s)
-		if _, err := a.Write([]byte("x")); err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		c, s := newSessions(t, Config{}, Config{})
+		for _, end := range []string{"close", "reset"} {
+			a, b := openPair(t, c, s)
+			if _, err := a.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(b, make([]byte, 1)); err != nil {
+				t.Fatal(err)
+			}
+			if end == "close" {
+				a.Close()
+				b.Close()
+			} else {
+				a.Reset()
+			}
 		}
-		if _, err := io.ReadFull(b, make([]byte, 1)); err != nil {
-			t.Fatal(err)
+		synctest.Wait() // the last FIN or RST crosses the pipe
+		if got := c.conn.tracked() + s.conn.tracked(); got != 0 {
+			t.Errorf("window guard tracks %d streams after all closed or reset, want 0", got)
 		}
-		if end == "close" {
-			a.Close()
-			b.Close()
-		} else {
-			a.Reset()
+		c.Close()
+		s.Close()
+	})
+}
+
+// TestConcurrentReads: two goroutines block in Read on one stream, then
+// the peer closes it; both see EOF. Without the stream's read
+// serialization one of them misses the wake-up (go-yamux notifies one
+// waiting reader) and waits until its deadline. A second round moves
+// 8 MiB to two readers at once; under -race it exercises go-yamux's
+// unguarded receive-window update.
+func TestConcurrentReads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, s := newSessions(t, Config{}, Config{})
+		for _, size := range []int64{0, 8 << 20} {
+			a, b := openPair(t, c, s)
+			_ = b.SetReadDeadline(time.Now().Add(time.Minute)) // on the fake clock
+			var total atomic.Int64
+			var wg sync.WaitGroup
+			for range 2 {
+				wg.Go(func() {
+					buf := make([]byte, 4096)
+					for {
+						n, err := b.Read(buf)
+						total.Add(int64(n))
+						if err != nil {
+							if err != io.EOF {
+								t.Errorf("%d bytes: Read: %v, want io.EOF", size, err)
+							}
+							return
+						}
+					}
+				})
+			}
+			synctest.Wait() // both readers wait for data
+			_, _ = a.Write(make([]byte, size))
+			_ = a.CloseWrite()
+			wg.Wait()
+			if got := total.Load(); got != size {
+				t.Errorf("two readers read %d bytes in all, want %d", got, size)
+			}
 		}
-	}
-	// the last FIN or RST may still be queued
-	deadline := time.Now().Add(5 * time.Second)
-	for c.conn.tracked()+s.conn.tracked() != 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if got := c.conn.tracked() + s.conn.tracked(); got != 0 {
-		t.Errorf("window guard tracks %d streams after all closed or reset, want 0", got)
-	}
+		c.Close()
+		s.Close()
+	})
 }
 
 // TestIncomingStreamLimits: streams beyond MaxIncomingStreams are reset at
