@@ -10,9 +10,13 @@ import (
 
 	"github.com/multiformats/go-multistream"
 
+	ma "github.com/multiformats/go-multiaddr"
+
 	"github.com/concordp2p/concord/internal/ctxconn"
 	"github.com/concordp2p/concord/muxer"
+	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/simopen"
 	"github.com/concordp2p/concord/upgrader"
 )
 
@@ -43,7 +47,7 @@ func (s connState) String() string {
 // Conn is a connection in the host's table: an upgraded connection plus
 // what the host knows of it.
 type Conn struct {
-	*upgrader.Conn
+	uc     *upgrader.Conn // the upgraded connection; only the host closes it
 	h      *Host
 	seq    uint64    // this host's sequence number for the connection
 	opened time.Time // when it joined the table
@@ -58,6 +62,60 @@ type Conn struct {
 	lastAlive time.Time
 	reason    error // why the host closed it
 }
+
+// What a Conn tells about itself. Streams are opened with NewStream (or
+// Host.NewStream) and closing goes through Close, so that the host's
+// table, its events and its close path see every change.
+
+// LocalPeer is this host's peer ID.
+func (c *Conn) LocalPeer() peer.ID { return c.uc.LocalPeer() }
+
+// RemotePeer is the authenticated remote peer ID.
+func (c *Conn) RemotePeer() peer.ID { return c.uc.RemotePeer() }
+
+// RemotePublicKey is the remote identity key the handshake verified.
+func (c *Conn) RemotePublicKey() peer.PubKey { return c.uc.RemotePublicKey() }
+
+// LocalMultiaddr and RemoteMultiaddr are the connection's TCP addresses.
+func (c *Conn) LocalMultiaddr() ma.Multiaddr  { return c.uc.LocalMultiaddr() }
+func (c *Conn) RemoteMultiaddr() ma.Multiaddr { return c.uc.RemoteMultiaddr() }
+
+// Direction says whether this host dialed the connection or accepted it.
+func (c *Conn) Direction() network.Direction { return c.uc.Direction() }
+
+// Role is this side's role after the simopen election.
+func (c *Conn) Role() network.Role { return c.uc.Role() }
+
+// Election is the simopen election's record, nil when there was none.
+func (c *Conn) Election() *simopen.Election { return c.uc.Election() }
+
+// Security is the security protocol ID, e.g. "/noise".
+func (c *Conn) Security() string { return c.uc.Security() }
+
+// Muxer is the stream multiplexer's protocol ID, e.g. "/yamux/1.0.0".
+func (c *Conn) Muxer() string { return c.uc.Muxer() }
+
+// MuxerInlined reports whether the muxer was agreed inside the security
+// handshake rather than by a multistream-select round of its own.
+func (c *Conn) MuxerInlined() bool { return c.uc.MuxerInlined() }
+
+// NewStream opens a stream on this connection and negotiates the first of
+// protocols the peer supports, as Host.NewStream does for a peer.
+func (c *Conn) NewStream(ctx context.Context, protocols ...string) (*Stream, error) {
+	return c.h.openNegotiated(ctx, c, protocols)
+}
+
+// Ping measures a round trip of the muxer's own ping (not /ipfs/ping).
+func (c *Conn) Ping(ctx context.Context) (time.Duration, error) { return c.uc.Ping(ctx) }
+
+// Done is closed when the connection has closed, for whatever reason.
+func (c *Conn) Done() <-chan struct{} { return c.uc.Done() }
+
+// Err is why the connection closed: nil while it is open.
+func (c *Conn) Err() error { return c.uc.Err() }
+
+// IsClosed reports whether the connection has closed.
+func (c *Conn) IsClosed() bool { return c.uc.IsClosed() }
 
 // Seq is this host's sequence number for the connection: one counter for
 // the whole host, increased for every connection that joins its table, so
@@ -155,7 +213,7 @@ func (h *Host) addConn(uc *upgrader.Conn) *Conn {
 	ps := h.peerLocked(uc.RemotePeer())
 	h.seq++
 	now := time.Now()
-	c := &Conn{Conn: uc, h: h, seq: h.seq, opened: now, lastAlive: now}
+	c := &Conn{uc: uc, h: h, seq: h.seq, opened: now, lastAlive: now}
 	ps.conns = append(ps.conns, c)
 	ps.notifyLocked()
 	h.wg.Add(2)
@@ -178,7 +236,7 @@ func (h *Host) addConn(uc *upgrader.Conn) *Conn {
 func (h *Host) serveConn(c *Conn) {
 	defer h.wg.Done()
 	for {
-		s, err := c.AcceptStream(h.ctx)
+		s, err := c.uc.AcceptStream(h.ctx)
 		if err != nil {
 			break
 		}
@@ -202,12 +260,12 @@ func (c *Conn) closeWith(reason error, grace time.Duration) {
 		}
 		c.h.mu.Unlock()
 		if grace <= 0 {
-			_ = c.Conn.Close()
+			_ = c.uc.Close()
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
-		_ = c.Session().Shutdown(ctx)
+		_ = c.uc.Session().Shutdown(ctx)
 	})
 }
 
@@ -257,7 +315,7 @@ func (h *Host) sendHello(c *Conn) {
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.HelloTimeout)
 	defer cancel()
 	err := func() error {
-		s, err := c.OpenStream(ctx)
+		s, err := c.uc.OpenStream(ctx)
 		if err != nil {
 			return err
 		}
@@ -396,7 +454,7 @@ func (h *Host) markLegacy(c *Conn) {
 func legacySurvivor(live []*Conn) int {
 	best, bestN := 0, -1
 	for i, c := range live {
-		if n := c.Session().NumStreams(); n >= bestN {
+		if n := c.uc.Session().NumStreams(); n >= bestN {
 			best, bestN = i, n
 		}
 	}
@@ -422,7 +480,7 @@ func (h *Host) probeAndResolve(group []*Conn) {
 	}
 	h.mu.Lock()
 	alive = slices.DeleteFunc(append(alive, newest), func(x *Conn) bool {
-		return x.state != stateActive || x.Session().IsClosed()
+		return x.state != stateActive || x.uc.IsClosed()
 	})
 	if len(alive) < 2 {
 		h.mu.Unlock()

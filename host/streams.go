@@ -127,7 +127,7 @@ func connGoingAway(c *Conn, err error) bool {
 
 func (h *Host) openNegotiated(ctx context.Context, c *Conn, protocols []string) (*Stream, error) {
 	p := c.RemotePeer()
-	s, err := c.OpenStream(ctx)
+	s, err := c.uc.OpenStream(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("host: opening stream to %s: %w", p.ShortString(), err)
 	}
