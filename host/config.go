@@ -9,9 +9,11 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/concordp2p/concord/muxer/yamux"
 	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/security/noise"
+	"github.com/concordp2p/concord/security/tls"
 	"github.com/concordp2p/concord/transport/tcp"
+	"github.com/concordp2p/concord/upgrader"
 )
 
 // Defaults for the zero values of Config.
@@ -29,10 +31,10 @@ const (
 	DefaultCloseTimeout       = 5 * time.Second
 )
 
-// Security protocol IDs for Config.Security.
+// Security protocol IDs for Config.Upgrader.Security.Protocols.
 const (
-	SecurityNoise = "/noise"
-	SecurityTLS   = "/tls/1.0.0"
+	SecurityNoise = noise.ID
+	SecurityTLS   = tls.ID
 )
 
 // ErrInvalidConfig is wrapped by New's configuration errors.
@@ -50,25 +52,20 @@ type Config struct {
 	// /ip4/0.0.0.0/tcp/4001. None means a host that only dials.
 	ListenAddrs []ma.Multiaddr
 
-	// Transport configures TCP: connect timeout (5 s), keepalive,
+	// TCP configures the transport: connect timeout (5 s), keepalive,
 	// TCP_USER_TIMEOUT (20 s), backlog, port reuse.
-	Transport tcp.Config
+	TCP tcp.Config
 
-	// Security lists the security protocols to offer, most preferred
-	// first: SecurityNoise and/or SecurityTLS. Default: Noise, then TLS.
-	Security []string
-
-	// Yamux configures the muxer: keepalive (10 s interval, 10 s
-	// timeout: a silent peer is detected within 20 s), windows, limits.
-	Yamux yamux.Config
-
-	// HandshakeTimeout bounds a whole upgrade (default 10 s). The
-	// admission limits of inbound upgrades are the upgrader's
-	// (64 in flight, 16 per IP, 64 waiting).
-	HandshakeTimeout        time.Duration
-	MaxInboundUpgrades      int
-	MaxInboundUpgradesPerIP int
-	AcceptBacklog           int
+	// Upgrader configures the pipeline each connection goes through: the
+	// simopen limits, the security protocols (Security.Protocols: Noise
+	// then TLS by default; Security.Noise and Security.TLS), the muxer
+	// (Muxer.Yamux: keepalive 10 s interval and 10 s timeout, so a silent
+	// peer is detected within 20 s; windows; stream limits), the whole
+	// and per-stage handshake timeouts (10 s), the admission limits of
+	// inbound upgrades (64 in flight, 16 per IP, 64 waiting) and the
+	// gater. Its Identity, Observer and Rand are the host's own (Identity,
+	// Observer and Rand below) and must be left zero.
+	Upgrader upgrader.Config
 
 	// NegotiationTimeout bounds the multistream-select of a stream's
 	// protocol, on both sides. Default 10 s.
@@ -142,10 +139,9 @@ func (cfg Config) populate() (Config, error) {
 			return cfg, fmt.Errorf("%w: generating identity: %w", ErrInvalidConfig, err)
 		}
 	}
-	if cfg.Security == nil {
-		cfg.Security = []string{SecurityNoise, SecurityTLS}
+	if u := cfg.Upgrader; u.Identity != nil || u.Observer != nil || u.Rand != nil {
+		return cfg, fmt.Errorf("%w: Upgrader.Identity, Observer and Rand are the host's own (Config.Identity, Observer, Rand); leave them zero", ErrInvalidConfig)
 	}
-	cfg.Security = append([]string(nil), cfg.Security...)
 	cfg.ListenAddrs = append([]ma.Multiaddr(nil), cfg.ListenAddrs...)
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {

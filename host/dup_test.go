@@ -74,8 +74,8 @@ func TestDuplicateCrossingDials(t *testing.T) {
 			closed := 0
 			for run := range runs {
 				var log eventLog
-				cfg := Config{Transport: tcp.Config{DisableReuse: !reuse}, Observer: log.observe}
-				a, b := newHost(t, cfg), newHost(t, Config{Transport: tcp.Config{DisableReuse: !reuse}})
+				cfg := Config{TCP: tcp.Config{DisableReuse: !reuse}, Observer: log.observe}
+				a, b := newHost(t, cfg), newHost(t, Config{TCP: tcp.Config{DisableReuse: !reuse}})
 				crossingDial(t, a, b)
 				if err := converged(t, a, b); err != nil {
 					t.Fatalf("run %d: %v", run, err)
@@ -95,8 +95,8 @@ func TestDuplicateCrossingDials(t *testing.T) {
 
 func TestDuplicateSecondAddressConcurrently(t *testing.T) {
 	for run := range 50 {
-		a := newHost(t, Config{Transport: noReuse(), DialStagger: time.Nanosecond})
-		b := newHost(t, Config{Transport: noReuse(), ListenAddrs: []ma.Multiaddr{
+		a := newHost(t, Config{TCP: noReuse(), DialStagger: time.Nanosecond})
+		b := newHost(t, Config{TCP: noReuse(), ListenAddrs: []ma.Multiaddr{
 			ma.StringCast("/ip4/127.0.0.1/tcp/0"), ma.StringCast("/ip4/127.0.0.1/tcp/0")}})
 		if len(b.Addrs()) != 2 {
 			t.Fatalf("b listens on %v, want two addresses", b.Addrs())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/transport/tcp"
+	"github.com/concordp2p/concord/upgrader"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -115,4 +116,9 @@ func mustKey(t testing.TB) peer.PrivKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// securityConfig is a host Config offering the security protocols ids.
+func securityConfig(ids []string) Config {
+	return Config{Upgrader: upgrader.Config{Security: upgrader.SecurityConfig{Protocols: ids}}}
 }

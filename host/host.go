@@ -10,12 +10,8 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multistream"
 
-	"github.com/concordp2p/concord/muxer"
-	"github.com/concordp2p/concord/muxer/yamux"
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
-	"github.com/concordp2p/concord/security"
-	"github.com/concordp2p/concord/security/noise"
 	"github.com/concordp2p/concord/transport/tcp"
 	"github.com/concordp2p/concord/upgrader"
 )
@@ -85,16 +81,8 @@ func New(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	secs, err := buildSecurity(cfg.Identity, cfg.Security)
-	if err != nil {
-		return nil, err
-	}
-	ym, err := yamux.New(cfg.Yamux)
-	if err != nil {
-		return nil, fmt.Errorf("%w: yamux: %w", ErrInvalidConfig, err)
-	}
 	h := &Host{
-		cfg: cfg, id: id, inc: inc, tr: tcp.New(cfg.Transport),
+		cfg: cfg, id: id, inc: inc, tr: tcp.New(cfg.TCP),
 		msel:     multistream.NewMultistreamMuxer[string](),
 		handlers: map[string]StreamHandler{},
 		peers:    map[peer.ID]*peerState{},
@@ -107,14 +95,11 @@ func New(cfg Config) (*Host, error) {
 		}
 		return c, nil
 	}
-	h.up, err = upgrader.New(upgrader.Config{
-		Identity: cfg.Identity, Security: secs, Muxers: []muxer.Muxer{ym},
-		HandshakeTimeout: cfg.HandshakeTimeout, MaxInboundUpgrades: cfg.MaxInboundUpgrades,
-		MaxInboundUpgradesPerIP: cfg.MaxInboundUpgradesPerIP, AcceptBacklog: cfg.AcceptBacklog,
-		Rand: cfg.Rand, Observer: func(e upgrader.Event) { h.emit(UpgradeEvent{Event: e}) },
-	})
-	if err != nil {
-		return nil, err
+	ucfg := cfg.Upgrader
+	ucfg.Identity, ucfg.Rand = cfg.Identity, cfg.Rand
+	ucfg.Observer = func(e upgrader.Event) { h.emit(UpgradeEvent{Event: e}) }
+	if h.up, err = upgrader.New(ucfg); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	h.setHandler(HelloProtocolID, h.serveHello)
 	h.serveProtocols()
@@ -125,32 +110,6 @@ func New(cfg Config) (*Host, error) {
 		}
 	}
 	return h, nil
-}
-
-func buildSecurity(k peer.PrivKey, ids []string) ([]security.Transport, error) {
-	var out []security.Transport
-	for _, id := range ids {
-		var (
-			t   security.Transport
-			err error
-		)
-		switch id {
-		case SecurityNoise:
-			t, err = noise.New(k, noise.Config{})
-		case SecurityTLS:
-			t, err = newTLS(k)
-		default:
-			return nil, fmt.Errorf("%w: unknown security protocol %q (want %q or %q)", ErrInvalidConfig, id, SecurityNoise, SecurityTLS)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, id, err)
-		}
-		out = append(out, t)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: no security protocol", ErrInvalidConfig)
-	}
-	return out, nil
 }
 
 func (h *Host) listen(a ma.Multiaddr) error {

@@ -3,13 +3,19 @@ package host
 import (
 	"context"
 	"errors"
+	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/concordp2p/concord/host/echo"
 	"github.com/concordp2p/concord/host/perf"
+	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/security/noise"
+	"github.com/concordp2p/concord/upgrader"
 )
 
 func TestConnectAndStreams(t *testing.T) {
@@ -116,7 +122,7 @@ func TestSecurityChoices(t *testing.T) {
 		{"listener has tls only", nil, []string{SecurityTLS}, SecurityTLS},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := newHost(t, Config{Security: tc.a}), newHost(t, Config{Security: tc.b})
+			a, b := newHost(t, securityConfig(tc.a)), newHost(t, securityConfig(tc.b))
 			c, err := a.Connect(context.Background(), b.AddrInfo())
 			if err != nil {
 				t.Fatal(err)
@@ -127,8 +133,52 @@ func TestSecurityChoices(t *testing.T) {
 			echoOver(t, a, b.ID(), "over "+tc.want)
 		})
 	}
-	if _, err := New(Config{Security: []string{"/plaintext/2.0.0"}}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := New(Config{Upgrader: upgrader.Config{Security: upgrader.SecurityConfig{Protocols: []string{"/plaintext/2.0.0"}}}}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("unknown security protocol: %v, want ErrInvalidConfig", err)
+	}
+}
+
+// refusingGater refuses every secured connection and counts them.
+type refusingGater struct{ secured *atomic.Int32 }
+
+var errGaterRefuses = errors.New("test gater refuses")
+
+func (refusingGater) InterceptAccept(net.Addr) error { return nil }
+func (g refusingGater) InterceptSecured(network.Direction, peer.ID, net.Addr) error {
+	g.secured.Add(1)
+	return errGaterRefuses
+}
+func (refusingGater) InterceptUpgraded(*upgrader.Conn) error { return nil }
+
+// TestUpgraderConfigReachable: knobs a host could not set before the
+// layers' configs were nested (the gater, Noise's config, the stage
+// timeouts) take effect through Config.Upgrader, and the fields the host
+// fills itself are refused.
+func TestUpgraderConfigReachable(t *testing.T) {
+	g := refusingGater{secured: new(atomic.Int32)}
+	b := newHost(t, Config{Upgrader: upgrader.Config{
+		Gater:         g,
+		Security:      upgrader.SecurityConfig{Noise: noise.Config{StaticKeyLifetime: -1}},
+		StageTimeouts: upgrader.StageTimeouts{Simopen: time.Second},
+	}})
+	a := newHost(t, Config{})
+	// The dialer's handshake can finish before the listener refuses:
+	// Connect may succeed, but the connection must then die on both ends.
+	_, _ = a.Connect(context.Background(), b.AddrInfo())
+	if !waitUntil(t, 2*time.Second, func() bool { return len(b.Conns(a.ID())) == 0 && len(a.Conns(b.ID())) == 0 }) {
+		t.Fatal("a gated connection stayed in a table")
+	}
+	if g.secured.Load() == 0 {
+		t.Fatal("the host's gater was never consulted")
+	}
+	for name, u := range map[string]upgrader.Config{
+		"identity": {Identity: a.cfg.Identity},
+		"observer": {Observer: func(upgrader.Event) {}},
+		"rand":     {Rand: strings.NewReader("x")},
+	} {
+		if _, err := New(Config{Upgrader: u}); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("Upgrader.%s set: New = %v, want ErrInvalidConfig", name, err)
+		}
 	}
 }
 

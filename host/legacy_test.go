@@ -81,7 +81,7 @@ func (l *legacyPeer) hold(c *upgrader.Conn) muxer.Stream {
 // newHoldHost is a host whose /test/hold handler reads until EOF, so a
 // stream stays open as long as its opener keeps it.
 func newHoldHost(t *testing.T) *Host {
-	h := newHost(t, Config{Transport: noReuse(), DuplicateGrace: 5 * time.Second})
+	h := newHost(t, Config{TCP: noReuse(), DuplicateGrace: 5 * time.Second})
 	h.SetStreamHandler("/test/hold", func(s *Stream) {
 		defer s.Close()
 		_, _ = io.Copy(io.Discard, s)

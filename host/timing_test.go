@@ -16,6 +16,7 @@ import (
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/simopen/simopentest"
+	"github.com/concordp2p/concord/upgrader"
 )
 
 // halfJitter makes every backoff delay exactly half its bound.
@@ -187,10 +188,10 @@ func TestKeepaliveDetectsSilentPeer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var hole atomic.Bool
-				b := memHost(t, Config{Yamux: tc.yamux}, nil)
+				b := memHost(t, Config{Upgrader: upgrader.Config{Muxer: upgrader.MuxerConfig{Yamux: tc.yamux}}}, nil)
 				closed := make(chan ConnClosed, 4)
 				var keepaliveEvents atomic.Int32
-				a := memHost(t, Config{Yamux: tc.yamux, Observer: func(e Event) {
+				a := memHost(t, Config{Upgrader: upgrader.Config{Muxer: upgrader.MuxerConfig{Yamux: tc.yamux}}, Observer: func(e Event) {
 					if c, ok := e.(ConnClosed); ok {
 						closed <- c
 					}

@@ -53,6 +53,10 @@ func (c *Config) rand() io.Reader {
 	return c.Rand
 }
 
+// Validate reports whether c can be used, as Dial and Accept check it: an
+// error wrapping ErrInvalidConfig says what is wrong.
+func (c Config) Validate() error { return c.validate() }
+
 // validate checks what the wire format needs of the configuration.
 func (c *Config) validate() error {
 	if c.MaxTokenLen != 0 && (c.MaxTokenLen < minTokenLimit || c.MaxTokenLen > DefaultMaxTokenLen) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/concordp2p/concord/muxer"
@@ -14,6 +16,7 @@ import (
 	"github.com/concordp2p/concord/security"
 	"github.com/concordp2p/concord/security/noise"
 	"github.com/concordp2p/concord/security/tls"
+	"github.com/concordp2p/concord/simopen"
 )
 
 // Defaults for the zero values of Config.
@@ -33,14 +36,16 @@ type Config struct {
 	// Identity is the local private key. Required.
 	Identity peer.PrivKey
 
-	// Security lists the security transports, most preferred first; they
-	// are proposed in this order. Default: Noise, then TLS, built from
-	// Identity.
-	Security []security.Transport
+	// Simopen configures the first stage. Only its limits (MaxTokenLen)
+	// are the caller's: Protocols, LocalPeer, RemotePeer and Rand are
+	// filled per connection by the upgrader and must be left zero.
+	Simopen simopen.Config
 
-	// Muxers lists the stream multiplexers, most preferred first.
-	// Default: yamux with Concord's defaults.
-	Muxers []muxer.Muxer
+	// Security chooses and configures the security protocols.
+	Security SecurityConfig
+
+	// Muxer chooses and configures the stream multiplexers.
+	Muxer MuxerConfig
 
 	// HandshakeTimeout bounds the whole upgrade, on both sides.
 	// If zero, DefaultHandshakeTimeout (10 s).
@@ -73,6 +78,31 @@ type Config struct {
 	Rand io.Reader
 }
 
+// SecurityConfig chooses the security protocols and configures each.
+type SecurityConfig struct {
+	// Protocols lists the security protocols to offer, most preferred
+	// first; they are proposed in this order: noise.ID ("/noise") and/or
+	// tls.ID ("/tls/1.0.0"). Default: Noise, then TLS.
+	Protocols []string
+	// Noise and TLS configure the transports built from Config.Identity;
+	// zero values mean their packages' defaults.
+	Noise noise.Config
+	TLS   tls.Config
+	// Transports, if not nil, are used instead of building Protocols:
+	// transports of one's own, or fakes in tests. Protocols, Noise and
+	// TLS must then be left zero.
+	Transports []security.Transport
+}
+
+// MuxerConfig chooses the stream multiplexers and configures yamux.
+type MuxerConfig struct {
+	// Yamux configures the yamux muxer; zero values mean its defaults.
+	Yamux yamux.Config
+	// Muxers, if not nil, are used instead of yamux with Yamux, most
+	// preferred first. Yamux must then be left zero.
+	Muxers []muxer.Muxer
+}
+
 // StageTimeouts bound single stages of an upgrade.
 type StageTimeouts struct {
 	Simopen  time.Duration
@@ -99,42 +129,34 @@ func (cfg Config) populate() (Config, error) {
 	if cfg.Identity == nil {
 		return cfg, fmt.Errorf("%w: Identity is required", ErrInvalidConfig)
 	}
-	if cfg.Security == nil {
-		n, err := noise.New(cfg.Identity, noise.Config{})
-		if err != nil {
-			return cfg, fmt.Errorf("%w: default Noise transport: %w", ErrInvalidConfig, err)
-		}
-		t, err := tls.New(cfg.Identity, tls.Config{})
-		if err != nil {
-			return cfg, fmt.Errorf("%w: default TLS transport: %w", ErrInvalidConfig, err)
-		}
-		cfg.Security = []security.Transport{n, t}
-	} else {
-		cfg.Security = append([]security.Transport(nil), cfg.Security...)
+	if sc := cfg.Simopen; sc.Protocols != nil || sc.LocalPeer != "" || sc.RemotePeer != "" || sc.Rand != nil {
+		return cfg, fmt.Errorf("%w: Simopen.Protocols, LocalPeer, RemotePeer and Rand are set by the upgrader; leave them zero", ErrInvalidConfig)
 	}
-	if len(cfg.Security) == 0 {
-		return cfg, fmt.Errorf("%w: Security is empty", ErrInvalidConfig)
+	secs, err := cfg.Security.build(cfg.Identity)
+	if err != nil {
+		return cfg, err
 	}
-	if cfg.Muxers == nil {
-		y, err := yamux.New(yamux.Config{})
-		if err != nil {
-			return cfg, fmt.Errorf("%w: default yamux: %w", ErrInvalidConfig, err)
-		}
-		cfg.Muxers = []muxer.Muxer{y}
-	} else {
-		cfg.Muxers = append([]muxer.Muxer(nil), cfg.Muxers...)
+	cfg.Security = SecurityConfig{Transports: secs}
+	probe := cfg.Simopen
+	for _, t := range secs {
+		probe.Protocols = append(probe.Protocols, t.ID())
 	}
-	if len(cfg.Muxers) == 0 {
-		return cfg, fmt.Errorf("%w: Muxers is empty", ErrInvalidConfig)
+	if err := probe.Validate(); err != nil {
+		return cfg, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
+	muxers, err := cfg.Muxer.build()
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Muxer = MuxerConfig{Muxers: muxers}
 	seen := map[string]bool{}
-	for _, s := range cfg.Security {
+	for _, s := range cfg.Security.Transports {
 		if s == nil || s.ID() == "" || seen[s.ID()] {
 			return cfg, fmt.Errorf("%w: security transports must be non-nil with distinct IDs", ErrInvalidConfig)
 		}
 		seen[s.ID()] = true
 	}
-	for _, m := range cfg.Muxers {
+	for _, m := range cfg.Muxer.Muxers {
 		if m == nil || m.ID() == "" || seen[m.ID()] {
 			return cfg, fmt.Errorf("%w: muxers must be non-nil with distinct IDs", ErrInvalidConfig)
 		}
@@ -160,3 +182,64 @@ func (cfg Config) populate() (Config, error) {
 	}
 	return cfg, nil
 }
+
+// build returns the transports sc describes, built for identity k.
+func (sc SecurityConfig) build(k peer.PrivKey) ([]security.Transport, error) {
+	if sc.Transports != nil {
+		if sc.Protocols != nil || !isZero(sc.Noise) || !isZero(sc.TLS) {
+			return nil, fmt.Errorf("%w: Security.Transports replaces Protocols, Noise and TLS; leave them zero", ErrInvalidConfig)
+		}
+		if len(sc.Transports) == 0 {
+			return nil, fmt.Errorf("%w: Security.Transports is empty", ErrInvalidConfig)
+		}
+		return slices.Clone(sc.Transports), nil
+	}
+	ids := sc.Protocols
+	if ids == nil {
+		ids = []string{noise.ID, tls.ID}
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%w: Security.Protocols is empty", ErrInvalidConfig)
+	}
+	out := make([]security.Transport, 0, len(ids))
+	for _, id := range ids {
+		var (
+			t   security.Transport
+			err error
+		)
+		switch id {
+		case noise.ID:
+			t, err = noise.New(k, sc.Noise)
+		case tls.ID:
+			t, err = tls.New(k, sc.TLS)
+		default:
+			return nil, fmt.Errorf("%w: unknown security protocol %q (want %q or %q)", ErrInvalidConfig, id, noise.ID, tls.ID)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, id, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// build returns the muxers mc describes.
+func (mc MuxerConfig) build() ([]muxer.Muxer, error) {
+	if mc.Muxers != nil {
+		if !isZero(mc.Yamux) {
+			return nil, fmt.Errorf("%w: Muxer.Muxers replaces Yamux; leave it zero", ErrInvalidConfig)
+		}
+		if len(mc.Muxers) == 0 {
+			return nil, fmt.Errorf("%w: Muxer.Muxers is empty", ErrInvalidConfig)
+		}
+		return slices.Clone(mc.Muxers), nil
+	}
+	y, err := yamux.New(mc.Yamux)
+	if err != nil {
+		return nil, fmt.Errorf("%w: yamux: %w", ErrInvalidConfig, err)
+	}
+	return []muxer.Muxer{y}, nil
+}
+
+// isZero reports whether v, a configuration struct, is its zero value.
+func isZero(v any) bool { return reflect.ValueOf(v).IsZero() }

@@ -60,7 +60,7 @@ func newNetnsPeer(t *testing.T, h *netlab.Host, port int, sec securityStack) *ne
 	t.Helper()
 	k := newKey(t)
 	p := &netnsPeer{host: h, tr: tcp.New(tcp.Config{})}
-	p.u = newUpgrader(t, Config{Identity: k, Security: sec.build(t, k)})
+	p.u = newUpgrader(t, Config{Identity: k, Security: SecurityConfig{Transports: sec.build(t, k)}})
 	err := h.Do(func() error {
 		var err error
 		p.l, err = p.tr.Listen(context.Background(), ma.StringCast(fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", port)))
@@ -142,8 +142,8 @@ func TestUpgradeLoopbackTCP(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			ka, kb := newKey(t), newKey(t)
-			ua := newUpgrader(t, Config{Identity: ka, Security: sec.build(t, ka)})
-			ub := newUpgrader(t, Config{Identity: kb, Security: sec.build(t, kb)})
+			ua := newUpgrader(t, Config{Identity: ka, Security: SecurityConfig{Transports: sec.build(t, ka)}})
+			ub := newUpgrader(t, Config{Identity: kb, Security: SecurityConfig{Transports: sec.build(t, kb)}})
 			tr := tcp.New(tcp.Config{})
 			tl, err := tr.Listen(ctx, ma.StringCast("/ip4/127.0.0.1/tcp/0"))
 			if err != nil {

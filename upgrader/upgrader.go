@@ -44,11 +44,11 @@ func New(cfg Config) (*Upgrader, error) {
 		return nil, fmt.Errorf("%w: identity: %w", ErrInvalidConfig, err)
 	}
 	u := &Upgrader{cfg: cfg, local: id, secBy: map[string]security.Transport{}, muxBy: map[string]muxer.Muxer{}}
-	for _, s := range cfg.Security {
+	for _, s := range cfg.Security.Transports {
 		u.secIDs = append(u.secIDs, s.ID())
 		u.secBy[s.ID()] = s
 	}
-	for _, m := range cfg.Muxers {
+	for _, m := range cfg.Muxer.Muxers {
 		u.muxIDs = append(u.muxIDs, m.ID())
 		u.muxBy[m.ID()] = m
 	}
@@ -110,7 +110,8 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 	// 1. simopen.
 	t0 := time.Now()
 	so, err := runStage(ctx, u.cfg.StageTimeouts.Simopen, func(ctx context.Context) (simopenOut, error) {
-		cfg := simopen.Config{Protocols: u.secIDs, LocalPeer: u.local, RemotePeer: expected, Rand: u.cfg.Rand}
+		cfg := u.cfg.Simopen
+		cfg.Protocols, cfg.LocalPeer, cfg.RemotePeer, cfg.Rand = u.secIDs, u.local, expected, u.cfg.Rand
 		var out simopenOut
 		var err error
 		if dir == network.DirOutbound {

@@ -8,10 +8,14 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/concordp2p/concord/muxer"
+	"github.com/concordp2p/concord/muxer/yamux"
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/security"
 	"github.com/concordp2p/concord/security/noise"
+	"github.com/concordp2p/concord/security/tls"
+	"github.com/concordp2p/concord/simopen"
 )
 
 func TestUpgradeSingleDialer(t *testing.T) {
@@ -24,8 +28,8 @@ func TestUpgradeSingleDialer(t *testing.T) {
 			if !inlined {
 				na, _ := noise.New(ka, noise.Config{})
 				nb, _ := noise.New(kb, noise.Config{})
-				cfgA.Security = []security.Transport{stripMuxers{na}}
-				cfgB.Security = []security.Transport{stripMuxers{nb}}
+				cfgA.Security = SecurityConfig{Transports: []security.Transport{stripMuxers{na}}}
+				cfgB.Security = SecurityConfig{Transports: []security.Transport{stripMuxers{nb}}}
 			}
 			ua, ub := newUpgrader(t, cfgA), newUpgrader(t, cfgB)
 			ca, cb := pipe(0)
@@ -130,8 +134,8 @@ func (f fakeSecurity) Handshake(context.Context, net.Conn, security.Params) (sec
 }
 
 func TestUpgradeNoCommonSecurity(t *testing.T) {
-	ua := newUpgrader(t, Config{Security: []security.Transport{fakeSecurity("/only-a")}})
-	ub := newUpgrader(t, Config{Security: []security.Transport{fakeSecurity("/only-b")}})
+	ua := newUpgrader(t, Config{Security: SecurityConfig{Transports: []security.Transport{fakeSecurity("/only-a")}}})
+	ub := newUpgrader(t, Config{Security: SecurityConfig{Transports: []security.Transport{fakeSecurity("/only-b")}}})
 	ca, cb := pipe(0)
 	ra, rb := upgradePair(context.Background(), ua, ub, ca, cb, network.DirOutbound, network.DirInbound, ub.LocalPeer(), "")
 	defer closeAll(ra, rb)
@@ -164,9 +168,9 @@ func TestUpgradeStageTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ka, kb := newKey(t), newKey(t)
 		na, _ := noise.New(ka, noise.Config{})
-		ua := newUpgrader(t, Config{Identity: ka, Security: []security.Transport{na},
+		ua := newUpgrader(t, Config{Identity: ka, Security: SecurityConfig{Transports: []security.Transport{na}},
 			StageTimeouts: StageTimeouts{Security: 2 * time.Second}})
-		ub := newUpgrader(t, Config{Identity: kb, Security: []security.Transport{stall{noiseID}}})
+		ub := newUpgrader(t, Config{Identity: kb, Security: SecurityConfig{Transports: []security.Transport{stall{noiseID}}}})
 		ca, cb := pipe(0)
 		start := time.Now()
 		ra, rb := upgradePair(context.Background(), ua, ub, ca, cb, network.DirOutbound, network.DirInbound, ub.LocalPeer(), "")
@@ -255,13 +259,58 @@ func TestConfigValidation(t *testing.T) {
 		t.Errorf("New without identity: %v, want ErrInvalidConfig", err)
 	}
 	k := newKey(t)
-	if _, err := New(Config{Identity: k, Security: []security.Transport{}}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := New(Config{Identity: k, Security: SecurityConfig{Transports: []security.Transport{}}}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("empty security list: %v, want ErrInvalidConfig", err)
 	}
-	if _, err := New(Config{Identity: k, Security: []security.Transport{fakeSecurity("/x"), fakeSecurity("/x")}}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := New(Config{Identity: k, Security: SecurityConfig{Transports: []security.Transport{fakeSecurity("/x"), fakeSecurity("/x")}}}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("duplicate security IDs: %v, want ErrInvalidConfig", err)
 	}
 	if _, err := New(Config{Identity: k, HandshakeTimeout: -time.Second}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("negative timeout: %v, want ErrInvalidConfig", err)
+	}
+	for name, cfg := range map[string]Config{
+		"unknown security protocol": {Security: SecurityConfig{Protocols: []string{"/plaintext/2.0.0"}}},
+		"empty security protocols":  {Security: SecurityConfig{Protocols: []string{}}},
+		"transports and protocols": {Security: SecurityConfig{Protocols: []string{noiseID},
+			Transports: []security.Transport{fakeSecurity("/x")}}},
+		"transports and noise config": {Security: SecurityConfig{Noise: noise.Config{VerifiedCacheSize: 8},
+			Transports: []security.Transport{fakeSecurity("/x")}}},
+		"empty muxers":            {Muxer: MuxerConfig{Muxers: []muxer.Muxer{}}},
+		"muxers and yamux config": {Muxer: MuxerConfig{Yamux: yamux.Config{MaxIncomingStreams: 4}, Muxers: []muxer.Muxer{}}},
+		"invalid yamux config":    {Muxer: MuxerConfig{Yamux: yamux.Config{PingTimeout: -time.Second}}},
+		"simopen token limit":     {Simopen: simopen.Config{MaxTokenLen: 5}},
+		"simopen protocols set":   {Simopen: simopen.Config{Protocols: []string{noiseID}}},
+		"simopen remote peer set": {Simopen: simopen.Config{RemotePeer: "x"}},
+	} {
+		cfg.Identity = k
+		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: New = %v, want ErrInvalidConfig", name, err)
+		}
+	}
+}
+
+// TestLayerConfigsReachTheirLayers: each nested layer's Config takes
+// effect: the security protocol list, the Noise and TLS configs (a TLS
+// clock in the past makes certificates not yet valid) and simopen's token
+// limit.
+func TestLayerConfigsReachTheirLayers(t *testing.T) {
+	u := newUpgrader(t, Config{Security: SecurityConfig{Protocols: []string{tls.ID}}, Simopen: simopen.Config{MaxTokenLen: 64}})
+	if got := u.secIDs; len(got) != 1 || got[0] != tls.ID {
+		t.Fatalf("security protocols %q, want only %q", got, tls.ID)
+	}
+	if got := u.cfg.Simopen.MaxTokenLen; got != 64 {
+		t.Fatalf("simopen MaxTokenLen %d, want 64", got)
+	}
+	ka, kb := newKey(t), newKey(t)
+	past := func() time.Time { return time.Now().Add(-24 * 365 * time.Hour) }
+	ua := newUpgrader(t, Config{Identity: ka, Security: SecurityConfig{Protocols: []string{tls.ID}, TLS: tls.Config{Now: past}}})
+	ub := newUpgrader(t, Config{Identity: kb, Security: SecurityConfig{Protocols: []string{tls.ID}}})
+	ca, cb := pipe(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ra, rb := upgradePair(ctx, ua, ub, ca, cb, network.DirOutbound, network.DirInbound, ub.LocalPeer(), "")
+	defer closeAll(ra, rb)
+	if ra.err == nil || rb.err == nil {
+		t.Fatalf("upgrade with a TLS clock a year behind: errors %v and %v, want both to fail", ra.err, rb.err)
 	}
 }

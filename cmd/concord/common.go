@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"net"
@@ -18,6 +19,29 @@ import (
 	"github.com/concordp2p/concord/host/ping"
 	"github.com/concordp2p/concord/peer"
 )
+
+// configFlags registers the flags that map onto a host.Config and returns
+// the Config they fill: each flag sets one field, and a flag left at 0 (or
+// unset) leaves the field's zero value, which means the library's default.
+func configFlags(fs *flag.FlagSet) *host.Config {
+	cfg := &host.Config{}
+	fs.Var((*securityFlag)(&cfg.Upgrader.Security.Protocols), "security",
+		"security `protocols` to offer, most preferred first: noise, tls or noise,tls (default noise,tls)")
+	fs.DurationVar(&cfg.Upgrader.HandshakeTimeout, "handshake-timeout", 0,
+		"bound on a whole upgrade: simopen, security, muxer (0: 10s)")
+	fs.DurationVar(&cfg.TCP.ConnectTimeout, "connect-timeout", 0, "bound on a TCP connect (0: 5s)")
+	fs.DurationVar(&cfg.TCP.UserTimeout, "user-timeout", 0,
+		"TCP_USER_TIMEOUT: how long sent data may stay unacknowledged (0: 20s)")
+	fs.DurationVar(&cfg.Upgrader.Muxer.Yamux.KeepAliveInterval, "keepalive", 0,
+		"yamux ping after this long without a frame from the peer (0: 10s)")
+	fs.DurationVar(&cfg.Upgrader.Muxer.Yamux.PingTimeout, "ping-timeout", 0,
+		"close a connection whose peer does not answer a yamux ping within this (0: 10s)")
+	fs.IntVar(&cfg.Upgrader.MaxInboundUpgrades, "max-inbound-upgrades", 0,
+		"inbound handshakes in flight at once (0: 64)")
+	fs.IntVar(&cfg.Upgrader.MaxInboundUpgradesPerIP, "max-inbound-upgrades-per-ip", 0,
+		"inbound handshakes in flight per source IP (0: 16)")
+	return cfg
+}
 
 // securityFlag is the -security flag: "noise", "tls", or a comma-separated
 // preference list; empty means the host's default (Noise, then TLS).

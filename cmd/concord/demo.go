@@ -45,7 +45,7 @@ number for it is the one the other's hello announced).`,
 		fs.Uint64Var(&o.perfBytes, "perf-bytes", 4<<20, "bytes to download in each round's perf run (0: no perf)")
 		fs.DurationVar(&o.wait, "wait", time.Second, "how long a round may take to converge on one connection")
 		fs.BoolVar(&o.json, "json", false, "print one JSON object per round, then one with the summary")
-		fs.Var(&o.security, "security", "security `protocols` to offer, most preferred first: noise, tls or noise,tls (default noise,tls)")
+		o.host = configFlags(fs)
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := exactArgs("demo", args); err != nil {
 				return err
@@ -66,7 +66,7 @@ type demoOptions struct {
 	perfBytes uint64
 	wait      time.Duration
 	json      bool
-	security  securityFlag
+	host      *host.Config // from the flags that map onto it; nil: defaults
 	// tweak, if not nil, adjusts both hosts' configuration (tests only).
 	tweak func(*host.Config)
 }
@@ -221,11 +221,12 @@ func demoRound(ctx context.Context, o demoOptions, round int) (r roundResult, er
 	defer cancel() // before the hosts close: handlers end first
 	var logA, logB eventLog
 	newHost := func(l *eventLog) (*host.Host, error) {
-		cfg := host.Config{
-			ListenAddrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/0")},
-			Security:    o.security,
-			Observer:    l.observe,
+		var cfg host.Config
+		if o.host != nil {
+			cfg = *o.host
 		}
+		cfg.ListenAddrs = []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/0")}
+		cfg.Observer = l.observe
 		if o.tweak != nil {
 			o.tweak(&cfg)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/concordp2p/concord/host"
 	"github.com/concordp2p/concord/host/ping"
 	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/upgrader"
 )
 
 // The libp2p test-plans transport-interop contract (transport-interop/
@@ -127,7 +128,7 @@ func interopListen(ctx context.Context, e *env, cfg interopConfig) error {
 	if err != nil {
 		return fmt.Errorf("interop: listen address: %w", err)
 	}
-	h, err := host.New(host.Config{ListenAddrs: []ma.Multiaddr{listen}, Security: []string{cfg.security}})
+	h, err := host.New(host.Config{ListenAddrs: []ma.Multiaddr{listen}, Upgrader: securityOnly(cfg.security)})
 	if err != nil {
 		return fmt.Errorf("interop: %w", err)
 	}
@@ -205,7 +206,7 @@ func interopDial(ctx context.Context, e *env, cfg interopConfig) error {
 	if err != nil {
 		return fmt.Errorf("interop: listener address %q: %w", addr, err)
 	}
-	h, err := host.New(host.Config{Security: []string{cfg.security}})
+	h, err := host.New(host.Config{Upgrader: securityOnly(cfg.security)})
 	if err != nil {
 		return fmt.Errorf("interop: %w", err)
 	}
@@ -230,4 +231,9 @@ func interopDial(ctx context.Context, e *env, cfg interopConfig) error {
 	}
 	_, err = fmt.Fprintf(e.stdout, "%s\n", out)
 	return err
+}
+
+// securityOnly is an upgrader configuration offering one security protocol.
+func securityOnly(id string) upgrader.Config {
+	return upgrader.Config{Security: upgrader.SecurityConfig{Protocols: []string{id}}}
 }

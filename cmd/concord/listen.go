@@ -33,8 +33,7 @@ Without -key the host has a fresh identity each time.`,
 		keyPath := fs.String("key", "", "key `file` (created if missing); default: a fresh identity")
 		var listen multiaddrsFlag
 		fs.Var(&listen, "listen", "`multiaddr` to listen on; repeatable (default "+defaultListenAddr+")")
-		var security securityFlag
-		fs.Var(&security, "security", "security `protocols` to offer, most preferred first: noise, tls or noise,tls (default noise,tls)")
+		cfg := configFlags(fs)
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := exactArgs("listen", args); err != nil {
 				return err
@@ -53,7 +52,8 @@ Without -key the host has a fresh identity each time.`,
 				}
 				key = k
 			}
-			return runListen(ctx, e, host.Config{Identity: key, ListenAddrs: listen, Security: security})
+			cfg.Identity, cfg.ListenAddrs = key, listen
+			return runListen(ctx, e, *cfg)
 		}
 	},
 }

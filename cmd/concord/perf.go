@@ -31,7 +31,7 @@ a "final" line whose time includes connecting to the peer.`,
 		fs.Uint64Var(&o.download, "download-bytes", 10<<20, "bytes to download")
 		fs.BoolVar(&o.json, "json", false, "print the perf runner's JSON lines")
 		fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "bound on connecting")
-		fs.Var(&o.security, "security", "security `protocols` to offer, most preferred first: noise, tls or noise,tls (default noise,tls)")
+		o.host = configFlags(fs)
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := exactArgs("perf", args, "ADDR"); err != nil {
 				return err
@@ -52,11 +52,11 @@ type perfOptions struct {
 	upload, download uint64
 	json             bool
 	timeout          time.Duration
-	security         securityFlag
+	host             *host.Config // from the flags that map onto it
 }
 
 func runPerf(ctx context.Context, e *env, ai peer.AddrInfo, o perfOptions) error {
-	h, err := host.New(host.Config{Security: o.security})
+	h, err := host.New(*o.host)
 	if err != nil {
 		return fmt.Errorf("perf: %w", err)
 	}

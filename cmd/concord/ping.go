@@ -25,8 +25,7 @@ stream. SIGINT stops early and still prints the summary.`,
 		count := fs.Int("count", 4, "number of pings")
 		interval := fs.Duration("interval", time.Second, "time between the starts of two pings")
 		timeout := fs.Duration("timeout", ping.DefaultTimeout, "bound on each ping, and on connecting")
-		var security securityFlag
-		fs.Var(&security, "security", "security `protocols` to offer, most preferred first: noise, tls or noise,tls (default noise,tls)")
+		cfg := configFlags(fs)
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := exactArgs("ping", args, "ADDR"); err != nil {
 				return err
@@ -38,7 +37,7 @@ stream. SIGINT stops early and still prints the summary.`,
 			if err != nil {
 				return err
 			}
-			return runPing(ctx, e, ai, host.Config{Security: security}, *count, *interval, *timeout)
+			return runPing(ctx, e, ai, *cfg, *count, *interval, *timeout)
 		}
 	},
 }

@@ -223,7 +223,7 @@ func newConcord(readBuf int, maxMsg uint32) (stack, error) {
 	}
 	su, err := upgrader.New(upgrader.Config{
 		Identity:                sk.ours,
-		Muxers:                  muxers,
+		Muxer:                   upgrader.MuxerConfig{Muxers: muxers},
 		MaxInboundUpgrades:      256,
 		MaxInboundUpgradesPerIP: 256,
 		AcceptBacklog:           256,
@@ -232,7 +232,7 @@ func newConcord(readBuf int, maxMsg uint32) (stack, error) {
 		return nil, err
 	}
 	st := &stageLog{}
-	cu, err := upgrader.New(upgrader.Config{Identity: ck.ours, Muxers: muxers, Observer: st.observe})
+	cu, err := upgrader.New(upgrader.Config{Identity: ck.ours, Muxer: upgrader.MuxerConfig{Muxers: muxers}, Observer: st.observe})
 	if err != nil {
 		return nil, err
 	}

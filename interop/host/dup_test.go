@@ -133,12 +133,12 @@ func newConcord(t testing.TB, ev *events, cut *atomic.Int32) *chost.Host {
 			ma.StringCast("/ip4/127.0.0.1/tcp/0"),
 			ma.StringCast("/ip4/127.0.0.1/tcp/0"),
 		},
-		Security: []string{chost.SecurityNoise},
+		Upgrader: upgrader.Config{Security: upgrader.SecurityConfig{Protocols: []string{chost.SecurityNoise}}},
 		// Dials from ephemeral ports: go-libp2p dials from its listen
 		// port, and a crossing from both listen ports could make one TCP
 		// simultaneous open, which go-libp2p v0.51 cannot upgrade.
-		Transport: tcp.Config{DisableReuse: true},
-		Observer:  ev.observe,
+		TCP:      tcp.Config{DisableReuse: true},
+		Observer: ev.observe,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -127,7 +127,7 @@ func newConcordNode(t testing.TB, sp secProto) *concordNode {
 			}
 		}
 	}
-	up, err := cupgrader.New(cupgrader.Config{Identity: ident.ours, Security: []security.Transport{st}, Observer: observe})
+	up, err := cupgrader.New(cupgrader.Config{Identity: ident.ours, Security: cupgrader.SecurityConfig{Transports: []security.Transport{st}}, Observer: observe})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -130,12 +130,16 @@ func run(o options) error {
 	}
 	p := &peerProc{out: ctl, quit: make(chan struct{})}
 	cfg := host.Config{
-		Identity:                key,
-		Transport:               tcp.Config{ListenBacklog: o.backlog, DisableReuse: o.noReuse},
-		Yamux:                   yamux.Config{KeepAliveInterval: o.keepAlive, PingTimeout: o.pingTimeout, WriteStallTimeout: o.writeStall},
-		HandshakeTimeout:        o.handshake,
-		MaxInboundUpgradesPerIP: o.perIP,
-		Observer:                p.observe,
+		Identity: key,
+		TCP:      tcp.Config{ListenBacklog: o.backlog, DisableReuse: o.noReuse},
+		Upgrader: upgrader.Config{
+			Muxer: upgrader.MuxerConfig{Yamux: yamux.Config{
+				KeepAliveInterval: o.keepAlive, PingTimeout: o.pingTimeout, WriteStallTimeout: o.writeStall,
+			}},
+			HandshakeTimeout:        o.handshake,
+			MaxInboundUpgradesPerIP: o.perIP,
+		},
+		Observer: p.observe,
 	}
 	if o.listenPort >= 0 {
 		cfg.ListenAddrs = []ma.Multiaddr{ma.StringCast(fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", o.listenPort))}
