@@ -1,7 +1,7 @@
 package faults
 
 // Load: a burst of inbound connection attempts from many source addresses
-// (DESIGN.md decision 7, admission). Each attempt connects and sends
+// (ARCHITECTURE.md decision 7, admission). Each attempt connects and sends
 // nothing, the way a stalled or hostile dialer holds a handshake slot, and
 // closes after loadHold.
 

@@ -176,7 +176,7 @@ func testSimopenInFlight(t *testing.T, l *lab) {
 	if len(simFirst) < simopenRuns {
 		t.Fatalf("%d real simultaneous opens in %d attempts, want %d", len(simFirst), attempts, simopenRuns)
 	}
-	// DESIGN.md decision 1: an election costs no round trip over a single
+	// ARCHITECTURE.md decision 1: an election costs no round trip over a single
 	// dial; allow half a round trip of noise.
 	if extra > 3*d {
 		t.Errorf("a simultaneous open reaches its first stream %v later than a single dial, want < %v (less than one extra round trip)", extra, 3*d)

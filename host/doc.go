@@ -68,4 +68,7 @@
 // Peers are known by the addresses given to Connect and KeepConnected;
 // there is no peer store or discovery. Two processes running at once with
 // one key look like one peer restarting back and forth. TCP only.
+//
+// ARCHITECTURE.md (repository root) places this package in the pipeline
+// and the layering.
 package host

@@ -22,7 +22,7 @@
 //
 // # Time
 //
-// Nothing waits forever (DESIGN.md decision 5): opening honours its
+// Nothing waits forever (ARCHITECTURE.md decision 5): opening honours its
 // context, accepting and pinging honour theirs and end when the session
 // closes, a Write that makes no progress fails after a stall timeout
 // whatever the caller's deadline, and a session whose peer stops
@@ -35,4 +35,7 @@
 // Stream.CloseWrite delivers what was written before it and then EOF
 // (decision 6); Stream.Reset aborts. Session.Close is abrupt for streams
 // still open: close streams first when delivery matters.
+//
+// ARCHITECTURE.md (repository root) places this package in the pipeline
+// and the layering.
 package muxer

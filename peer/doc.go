@@ -63,4 +63,7 @@
 // Nothing in this package blocks on I/O except the key file functions, and
 // nothing keeps state: all functions are safe for concurrent use, and keys
 // are immutable once created.
+//
+// ARCHITECTURE.md (repository root) places this package in the pipeline
+// and the layering.
 package peer

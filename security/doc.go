@@ -50,4 +50,7 @@
 // identity key type against every other over net.Pipe and loopback TCP,
 // with and without the expected peer ID, the muxer-list cases, and
 // nettest.TestConn on the secured connection.
+//
+// ARCHITECTURE.md (repository root) places this package in the pipeline
+// and the layering.
 package security

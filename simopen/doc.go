@@ -62,4 +62,7 @@
 // dialers until the deadline). A simultaneous open with a peer that lacks
 // the extension fails with a ProtocolError on both sides, as it would
 // without simopen; the dialer retries after a backoff.
+//
+// ARCHITECTURE.md (repository root) places this package in the pipeline
+// and the layering.
 package simopen

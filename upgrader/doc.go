@@ -20,7 +20,7 @@
 //
 // # Deadlines and cancellation
 //
-// Nothing waits forever (DESIGN.md decision 5). Config.HandshakeTimeout
+// Nothing waits forever (ARCHITECTURE.md decision 5). Config.HandshakeTimeout
 // (default 10 s) bounds the whole upgrade on both sides and
 // Config.StageTimeouts may bound single stages further. A passed deadline
 // fails the upgrade with an *Error naming the stage that was waiting and
@@ -50,4 +50,7 @@
 // Config.Observer receives typed events: UpgradeStarted, UpgradeFinished
 // (role, election record, protocols, per-stage durations, error) and
 // InboundRefused. The package never logs.
+//
+// ARCHITECTURE.md (repository root) places this package in the pipeline
+// and the layering.
 package upgrader

@@ -19,7 +19,7 @@ import (
 // Listener accepts raw connections from a transport listener and upgrades
 // them concurrently, so one slow peer cannot stall the others.
 //
-// Admission (DESIGN.md decision 7): at most Config.MaxInboundUpgrades
+// Admission (ARCHITECTURE.md decision 7): at most Config.MaxInboundUpgrades
 // upgrades run at once, at most Config.MaxInboundUpgradesPerIP from one
 // source address, and at most Config.AcceptBacklog upgraded connections
 // wait for Accept. A connection over any limit is closed at once, before a

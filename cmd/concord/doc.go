@@ -11,7 +11,7 @@
 // ends them. Every command takes -h (or --help). Errors are printed as one
 // line on stderr starting "concord: ".
 //
-// # concord demo [-rounds N] [-perf-bytes N] [-wait D] [-json] [-security P]
+// # concord demo [-rounds N] [-perf-bytes N] [-wait D] [-json] [host flags]
 //
 // The main job, with no set-up. Each round starts two hosts, a and b, on
 // 127.0.0.1 with port 0 listeners, port reuse on (each dials from its
@@ -66,7 +66,7 @@
 // directory (os.UserConfigDir: $XDG_CONFIG_HOME or ~/.config on Linux). -v
 // also prints the key type and the CID form of the ID.
 //
-// # concord listen [-key FILE] [-listen MULTIADDR ...] [-security P]
+// # concord listen [-key FILE] [-listen MULTIADDR ...] [host flags]
 //
 // Serves /ipfs/ping/1.0.0, /perf/1.0.0 and /echo/1.0.0, prints its full
 // addresses with /p2p/<peer ID>, one per line (a 0.0.0.0 or :: listener is
@@ -77,14 +77,14 @@
 // for (-listen /ip4/0.0.0.0/tcp/4001). Without -key the identity is fresh each
 // run.
 //
-// # concord ping [-count N] [-interval D] [-timeout D] ADDR
+// # concord ping [-count N] [-interval D] [-timeout D] [host flags] ADDR
 //
 // ADDR is a multiaddr ending in /p2p/<peer ID>. Pings -count times (4), one
 // every -interval (1 s), printing each round-trip time and a summary (sent,
 // answered, loss, min/avg/max). A failed ping is reported and the next one
 // opens a new stream. Exits 1 when no ping was answered.
 //
-// # concord perf [-upload-bytes N] [-download-bytes N] [-json] ADDR
+// # concord perf [-upload-bytes N] [-download-bytes N] [-json] [host flags] ADDR
 //
 // Runs the libp2p perf protocol against ADDR: uploads N bytes (10 MiB), then
 // downloads N bytes (10 MiB), and prints the time and throughput of each
@@ -112,6 +112,16 @@
 // (the contract's key has three l's), with diagnostics on stderr. A small
 // RESP client of its own (internal/resp) talks to Redis.
 //
+// # Host flags
+//
+// demo, listen, ping and perf share the flags that map onto host.Config, each
+// onto one field; 0 (or unset) leaves the field's zero value, the library's
+// default: -security P (noise, tls or a preference list such as tls,noise:
+// Upgrader.Security.Protocols), -handshake-timeout D (Upgrader.HandshakeTimeout),
+// -connect-timeout D (TCP.ConnectTimeout), -user-timeout D (TCP.UserTimeout),
+// -keepalive D and -ping-timeout D (Upgrader.Muxer.Yamux), and
+// -max-inbound-upgrades N and -max-inbound-upgrades-per-ip N (Upgrader).
+//
 // # Exit codes
 //
 //	0    success
@@ -127,4 +137,7 @@
 // Only TCP is supported, over IPv4 and IPv6. -security tls works when the
 // host offers TLS; otherwise the host's configuration error ends the command
 // with exit code 1.
+//
+// ARCHITECTURE.md (repository root) places this package in the pipeline
+// and the layering.
 package main

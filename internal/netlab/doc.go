@@ -61,8 +61,7 @@
 // netlink (golang.org/x/sys/unix, NETLINK_NETFILTER): the queue is bound in
 // metadata-copy mode with fail-open, and each packet gets NF_ACCEPT when its
 // delay has passed. A line on each host adds twice the delay to a round
-// trip (measured: 20 ms lines give a 40.8 ms TCP ping-pong on a link whose
-// round trip is otherwise ~10 µs). Stop (run at test end too) removes the
+// trip (TestDelayLine checks the ping-pong time). Stop (run at test end too) removes the
 // rules first and then releases what is still held, so stopping loses no
 // packet. It is the building block for latency-dependent tests.
 //
@@ -90,4 +89,7 @@
 // on a loaded machine); it is for delays of milliseconds, not microseconds,
 // and packets pass undelayed if more than 4096 are held at once. Namespaces are created with the `ip` tool, not
 // through netlink directly, costing a few milliseconds per command.
+//
+// ARCHITECTURE.md (repository root) places this package in the pipeline
+// and the layering.
 package netlab

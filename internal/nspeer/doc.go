@@ -47,4 +47,7 @@
 // a verb to cmd/nspeer. The peers run under the race detector only when
 // BuildConfig.Race says so; the fault suite runs plain binaries because its
 // timings are meant for them.
+//
+// ARCHITECTURE.md (repository root) places this package in the pipeline
+// and the layering.
 package nspeer

@@ -93,4 +93,7 @@
 // and this package waits on channels where a wait can be long. The
 // nettest.TestConn suite runs on real time, over the pipe and over
 // loopback TCP.
+//
+// ARCHITECTURE.md (repository root) places this package in the pipeline
+// and the layering.
 package yamux

@@ -76,8 +76,8 @@
 // successful checks of a peer's identity, keyed by a SHA-256 of the
 // identity key, the signature and the static key it signs: a peer that
 // reconnects with the same static key (another Concord node within its
-// static key lifetime) costs no key parsing and no signature verification,
-// about 50 µs per side. The check is a pure function of those inputs, and
+// static key lifetime) costs no key parsing and no signature verification
+// (BenchmarkHandshake compares both; figures in BENCHMARKS.md). The check is a pure function of those inputs, and
 // the handshake still proves that the peer holds the static private key, so
 // the cache changes no outcome. It gains nothing on a first contact, or
 // against go-libp2p, which makes a new static key for every handshake.

@@ -93,4 +93,7 @@
 // listeners on one port share incoming connections); the simultaneous-open
 // behaviour is tested on Linux only. An IPv6 listener is IPv6-only; listen on
 // both families to serve both.
+//
+// ARCHITECTURE.md (repository root) places this package in the pipeline
+// and the layering.
 package tcp
