@@ -1,8 +1,6 @@
 // The layers, lowest first:
 //
 //	network, peer  ←  internal/*  ←  transport/tcp  ←  simopen, security, muxer  ←  upgrader  ←  host  ←  cmd, faults, spec
-//
-// A main package ranks with cmd wherever it sits (see allowedCommand).
 
 package deptest
 
@@ -68,25 +66,6 @@ func allowed(from, to string) (bool, string) {
 	return false, "a lower layer must not import a higher one"
 }
 
-// allowedCommand reports whether a main package from may import to, and
-// why not. A command ranks with cmd wherever its folder is: nothing can
-// import a main package, so one under a lower folder (the namespace
-// harness's program, internal/nspeer/cmd/nspeer, beside its driver) cannot
-// make that layer depend on a higher one.
-func allowedCommand(from, to string) (bool, string) {
-	if family(from) == family(to) {
-		return true, ""
-	}
-	tr, ok := layers[family(to)]
-	if !ok {
-		return false, "folder not in the layer table of internal/deptest (add it, with its rank)"
-	}
-	if tr < layers["cmd"] {
-		return true, ""
-	}
-	return false, "a command may import only what cmd may"
-}
-
 func TestLayering(t *testing.T) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -123,16 +102,12 @@ func TestLayering(t *testing.T) {
 			self = module
 		}
 		checked++
-		check := allowed
-		if pkg.Name == "main" {
-			check = allowedCommand
-		}
 		for _, imports := range [][]string{pkg.Imports, pkg.TestImports, pkg.XTestImports} {
 			for _, imp := range imports {
 				if !strings.HasPrefix(imp, module+"/") || imp == self {
 					continue
 				}
-				if ok, why := check(self, imp); !ok {
+				if ok, why := allowed(self, imp); !ok {
 					t.Errorf("%s imports %s: %s", self, imp, why)
 				}
 			}
@@ -171,21 +146,6 @@ func TestRules(t *testing.T) {
 		got, _ := allowed(module+"/"+tc.from, module+"/"+tc.to)
 		if got != tc.want {
 			t.Errorf("allowed(%s → %s) = %v, want %v", tc.from, tc.to, got, tc.want)
-		}
-	}
-	for _, tc := range []struct {
-		from, to string
-		want     bool
-	}{
-		{"internal/nspeer/cmd/nspeer", "host", true},
-		{"internal/nspeer/cmd/nspeer", "internal/netlab", true},
-		{"cmd/concord", "host", true},
-		{"internal/nspeer/cmd/nspeer", "faults", false},
-		{"internal/nspeer/cmd/nspeer", "newfolder", false},
-	} {
-		got, _ := allowedCommand(module+"/"+tc.from, module+"/"+tc.to)
-		if got != tc.want {
-			t.Errorf("allowedCommand(%s → %s) = %v, want %v", tc.from, tc.to, got, tc.want)
 		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // programPath is the import path of the peer program.
-const programPath = "github.com/concordp2p/concord/internal/nspeer/cmd/nspeer"
+const programPath = "github.com/concordp2p/concord/faults/nspeer"
 
 // buildTimeout bounds `go build`: a cold cache builds host and its
 // dependencies, with -race more slowly.

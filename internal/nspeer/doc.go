@@ -1,5 +1,5 @@
 // Package nspeer is the one harness that runs Concord hosts in network
-// namespaces: each host is a process of the nspeer program (cmd/nspeer)
+// namespaces: each host is a process of the nspeer program (faults/nspeer)
 // started inside a namespace of internal/netlab and driven from the test over
 // a Unix control socket. The host tests, the fault suite (faults) and this
 // package's own tests use it; it is imported only from _test.go files.
@@ -21,7 +21,7 @@
 //
 // Build compiles the program once for a test (and whatever runs under it);
 // Start starts one process and waits until its host is ready. A command is a
-// verb and its arguments (cmd/nspeer/commands.go lists them with their reply
+// verb and its arguments (faults/nspeer/commands.go lists them with their reply
 // fields): Must runs one and fails the test if it reports an error, Call
 // leaves the error to the caller in the reply's Result, and Send and Await
 // split a command so that several run at once (two dials that cross, say).
@@ -44,7 +44,7 @@
 //
 // Linux as root only (netlab.Require). The command vocabulary is test
 // infrastructure with no stable interface: a test that needs a new probe adds
-// a verb to cmd/nspeer. The peers run under the race detector only when
+// a verb to faults/nspeer. The peers run under the race detector only when
 // BuildConfig.Race says so; the fault suite runs plain binaries because its
 // timings are meant for them.
 //

@@ -14,7 +14,7 @@ import (
 
 // Result is the outcome part of every reply: the command's error and the
 // sentinel conditions it matches, by name (errors.Is in the program; see
-// errorKinds in cmd/nspeer), so that tests never parse error text.
+// errorKinds in faults/nspeer), so that tests never parse error text.
 type Result struct {
 	Err string   `json:"err"`
 	Is  []string `json:"is"`
