@@ -40,10 +40,10 @@
 //
 // # Cancellation and deadlines
 //
-// ctx bounds Dial and Accept: its deadline is set on the conn and its
-// cancellation sets a deadline in the past, so a silent peer or one that
-// trickles bytes is cut off at the deadline; errors then wrap
-// context.Cause(ctx). The deadline is cleared on success. On error the
+// ctx bounds Dial and Accept (internal/ctxconn): when it ends, by its
+// deadline or by cancellation, a past deadline is set on the conn, so a
+// silent peer or one that trickles bytes is cut off; errors then wrap
+// context.Cause(ctx). On success the conn has no deadline left from ctx. On error the
 // conn is unusable and the caller closes it. The checks of a pipelined
 // initiator's conn happen in its first Read, under the caller's deadline
 // for the security handshake; the election responder's Dial returns when

@@ -94,9 +94,8 @@ const readChunk = 512
 // security handshake: it yields first any bytes read past the last token
 // and, when Result.Pipelined, carries the held-back tokens (see Result).
 //
-// ctx bounds the stage: its deadline becomes conn's deadline and its
-// cancellation sets a deadline in the past, so no read or write outlives
-// it; the deadline is cleared on success. On error the conn is in an
+// ctx bounds the stage: its end sets a deadline in the past on conn, so no
+// read or write outlives it; on success no deadline of ctx's is left. On error the conn is in an
 // unknown state and the caller must close it.
 //
 // conn's Write must not wait for the peer to read a few hundred bytes

@@ -61,7 +61,7 @@
 //
 // # Cancellation
 //
-// Cancelling ctx unblocks any read or write in progress (context.AfterFunc
-// sets a deadline in the past) and the function returns context.Cause(ctx);
+// Cancelling ctx unblocks any read or write in progress (internal/ctxconn
+// sets a deadline in the past, and takes it back when the function returns) and the function returns context.Cause(ctx);
 // Serve also closes its stream.
 package perf

@@ -49,8 +49,8 @@
 //
 // # Cancellation
 //
-// Cancelling ctx unblocks any read or write in progress (context.AfterFunc
-// sets a deadline in the past) and the function returns context.Cause(ctx).
+// Cancelling ctx unblocks any read or write in progress (internal/ctxconn
+// sets a deadline in the past, and takes it back when the function returns) and the function returns context.Cause(ctx).
 // Servers also close the stream. A client function otherwise leaves the
 // stream's deadlines as the caller set them.
 package ping

@@ -64,6 +64,7 @@ type Binding struct {
 
 	mu    sync.Mutex // orders the callback against SetDeadline and Stop
 	ended bool       // ctx ended while bound: the past deadline is set; guarded by mu
+	moved bool       // the Binding set a deadline on c; guarded by mu
 	done  bool       // Stop has run; guarded by mu
 }
 
@@ -79,7 +80,7 @@ func Bind(ctx context.Context, c Deadliner) *Binding {
 func BindRestoring(ctx context.Context, c Deadliner, prev time.Time) *Binding {
 	b := &Binding{ctx: ctx, c: c, restore: prev, cbDone: make(chan struct{})}
 	if ctx.Err() != nil {
-		b.ended = true
+		b.ended, b.moved = true, true
 		_ = c.SetDeadline(aLongTimeAgo)
 	}
 	b.stopCb = context.AfterFunc(ctx, b.expire)
@@ -100,7 +101,7 @@ func (b *Binding) Expire() {
 	if b.done {
 		return
 	}
-	b.ended = true
+	b.ended, b.moved = true, true
 	_ = b.c.SetDeadline(aLongTimeAgo)
 }
 
@@ -114,6 +115,7 @@ func (b *Binding) SetDeadline(t time.Time) (ended bool) {
 	if b.ended || b.done {
 		return b.ended
 	}
+	b.moved = true
 	_ = b.c.SetDeadline(t)
 	return false
 }
@@ -127,7 +129,9 @@ func (b *Binding) Ended() bool {
 }
 
 // Stop detaches ctx from c. If ctx's callback has started, Stop waits for
-// it to finish; then it puts back the deadline c had before Bind. After
+// it to finish; then, if the Binding moved c's deadline, it puts back the
+// deadline c had before Bind (a Binding that moved nothing touches
+// nothing). After
 // Stop returns, ctx has no effect on c. It reports whether ctx ended (or
 // Expire was called) while bound. Stop is idempotent.
 func (b *Binding) Stop() (ended bool) {
@@ -140,7 +144,9 @@ func (b *Binding) Stop() (ended bool) {
 	defer b.mu.Unlock()
 	if !b.done {
 		b.done = true
-		_ = b.c.SetDeadline(b.restore)
+		if b.moved {
+			_ = b.c.SetDeadline(b.restore)
+		}
 	}
 	return b.ended
 }

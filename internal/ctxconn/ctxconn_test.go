@@ -123,17 +123,36 @@ func TestRestoresCallersDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := &recorder{}
 		prev := time.Now().Add(time.Hour)
+		_ = r.SetDeadline(prev)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		b := BindRestoring(ctx, r, prev)
-		if r.sets != 0 {
+		if r.sets != 1 {
 			t.Fatalf("Bind set a deadline (%v) before ctx ended; ctx's end is the only one it sets", r.deadline())
 		}
 		if b.Stop() {
 			t.Fatal("Stop reports ctx ended; it had not")
 		}
+		if r.sets != 1 {
+			t.Fatal("Stop of a Binding that moved nothing set a deadline")
+		}
+
+		b = BindRestoring(ctx, r, prev)
+		b.SetDeadline(time.Now().Add(time.Second))
+		b.Stop()
 		if got := r.deadline(); !got.Equal(prev) {
-			t.Fatalf("after Stop deadline %v, want the caller's %v", got, prev)
+			t.Fatalf("after a re-arm and Stop deadline %v, want the caller's %v", got, prev)
+		}
+
+		cctx, ccancel := context.WithCancel(context.Background())
+		b = BindRestoring(cctx, r, prev)
+		ccancel()
+		synctest.Wait()
+		if !b.Stop() {
+			t.Fatal("Stop reports ctx did not end")
+		}
+		if got := r.deadline(); !got.Equal(prev) {
+			t.Fatalf("after a cancel and Stop deadline %v, want the caller's %v", got, prev)
 		}
 	})
 }

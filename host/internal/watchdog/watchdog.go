@@ -61,11 +61,12 @@ func (w *Watchdog) Write(p []byte) (int, error) {
 	return w.s.Write(p)
 }
 
-// Release stops watching ctx, restores "no deadline" on the stream and maps
-// err: if ctx ended while the operation ran, the result is
-// context.Cause(ctx), even if the operation itself finished (a cancelled
-// exchange is reported as cancelled); a deadline error otherwise is the
-// idle timeout's, reported as idleErr.
+// Release stops watching ctx, takes back any deadline it set (leaving none;
+// a stream it never touched keeps the caller's) and maps err: if ctx ended
+// while the operation ran, the result is context.Cause(ctx), even if the
+// operation itself finished (a cancelled exchange is reported as
+// cancelled); a deadline error otherwise is the idle timeout's, reported as
+// idleErr.
 func (w *Watchdog) Release(ctx context.Context, err, idleErr error) error {
 	if w.b.Stop() && ctx.Err() != nil {
 		return context.Cause(ctx)
