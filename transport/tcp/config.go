@@ -49,6 +49,19 @@ type Config struct {
 	// each other produce two connections instead of a possible TCP
 	// simultaneous open.
 	DisableReuse bool
+
+	// SharePort lets Listen bind a port on which another socket already
+	// listens. By default (false) a listen port is owned: Listen fails
+	// with ErrPortInUse when any socket, of any process, listens on the
+	// port at the same address or an overlapping wildcard, so that no
+	// other process can take a share of this node's inbound connections.
+	// SO_REUSEPORT is set for dialing from the listen port, not for
+	// splitting its traffic. With SharePort the kernel spreads incoming
+	// connections over all the sharing listeners (Linux requires them to
+	// have SO_REUSEPORT and the same user). Ignored with DisableReuse,
+	// where the kernel refuses a shared port anyway; the check is made on
+	// Linux only (package documentation, Limits).
+	SharePort bool
 }
 
 // withDefaults returns c with zero fields replaced by their defaults.

@@ -37,6 +37,42 @@
 // port go from an ephemeral port at once. Config.DisableReuse turns port
 // reuse off altogether.
 //
+// # Port ownership
+//
+// SO_REUSEPORT is there for dialing from the listen port, not for splitting
+// its traffic: on Linux it would also let a second listener, of any process
+// of the same user, bind the port and take a share of the inbound
+// connections. So a listen port is owned (ARCHITECTURE.md decision 7):
+// Listen fails with ErrPortInUse when another socket, of any process or of
+// this one, already listens on the port at the same address or at an
+// overlapping wildcard (0.0.0.0 or :: on either side), unless
+// Config.SharePort asks for sharing.
+//
+// The check binds a probe socket to the address with SO_REUSEADDR and
+// without SO_REUSEPORT, closes it without listening, and only then opens
+// the listener. Linux's bind rules make the probe fail exactly when the
+// port has a LISTEN socket: two sockets that both have SO_REUSEADDR may
+// share a port as long as the existing one is not listening, and without
+// SO_REUSEPORT on the probe a listener always conflicts. Connections that a
+// previous listener on the port dialed or accepted (Concord and the net
+// package set SO_REUSEADDR on both, and accepted sockets inherit it),
+// established or in TIME-WAIT, whichever process holds them (a previous
+// incarnation still being killed, say), do not stop a restarted node from
+// listening again at once. An IPv6 probe
+// is IPv6-only like the listener, so an IPv4 and an IPv6 listener may share
+// a port number. Port 0 needs no probe (the kernel picks a port no socket
+// holds), and neither does DisableReuse (without SO_REUSEPORT the kernel
+// refuses a listened port itself; that refusal wraps ErrPortInUse too).
+// TestListenPortOwned, TestListenWhileConnectionsOnPort and
+// TestListenWhileTimeWaitOnPort check each case; cmd/concord's TestBinary
+// runs two processes on one port.
+//
+// The probe and the listen are two steps. Within one process they run under
+// one lock, but two processes that probe the same free port at the same
+// instant, both before either listens, can both succeed and share it. The
+// check stops a second node started on a busy port; it is not a lock
+// against a racing one.
+//
 // # Defaults
 //
 // Every Config field's zero value is a default:
@@ -66,7 +102,8 @@
 // Dial returns *DialError and Listen *ListenError, each naming the address;
 // conditions are sentinels checked with errors.Is: ErrUnsupportedAddr (not
 // /ip4|ip6/<address>/tcp/<port>), ErrDialTimeout (DialError.Timeout reports
-// it too); kernel errors are wrapped unchanged (errors.Is(err,
+// it too), ErrPortInUse (Listen: the port has another listener; it wraps
+// syscall.EADDRINUSE as well); kernel errors are wrapped unchanged (errors.Is(err,
 // syscall.ECONNREFUSED) works).
 //
 // # Tests
@@ -91,8 +128,10 @@
 // setting), which works on Unix systems; elsewhere a non-zero backlog makes
 // Listen fail. SO_REUSEPORT semantics differ between systems (on Linux two
 // listeners on one port share incoming connections); the simultaneous-open
-// behaviour is tested on Linux only. An IPv6 listener is IPv6-only; listen on
-// both families to serve both.
+// behaviour is tested on Linux only. The port-ownership probe relies on
+// Linux's bind rules and runs on Linux only: elsewhere Listen behaves as
+// with Config.SharePort and the system's rules decide. An IPv6 listener is
+// IPv6-only; listen on both families to serve both.
 //
 // ARCHITECTURE.md (repository root) places this package in the pipeline
 // and the layering.

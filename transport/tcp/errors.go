@@ -21,6 +21,12 @@ var (
 	// not return it; it appears as ConnInfo.FallbackCause when Dial
 	// retried from an ephemeral port because of it.
 	ErrSelfConnect = errors.New("tcp: socket connected to itself")
+
+	// ErrPortInUse: Listen found another socket (of any process, this one
+	// included) listening on the port at an overlapping address, and
+	// Config.SharePort was not set; or the kernel refused the bind with
+	// EADDRINUSE. The error wraps syscall.EADDRINUSE too.
+	ErrPortInUse = errors.New("tcp: port in use")
 )
 
 // DialError is the error Transport.Dial returns. It names the address that

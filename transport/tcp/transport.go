@@ -51,6 +51,13 @@ func (t *Transport) Config() Config { return t.cfg }
 // and SO_REUSEPORT, and later dials of this Transport may use its port.
 // An IPv6 listener accepts IPv6 only (IPV6_V6ONLY).
 //
+// The port is owned: if another socket (of any process, this one included)
+// already listens on it at the same address or an overlapping wildcard,
+// Listen fails with an error wrapping ErrPortInUse, unless Config.SharePort
+// is set. Sockets left by an earlier listener on the port, connected or in
+// TIME-WAIT, do not count: a restarted node listens again at once. The
+// package documentation describes the check and its limits.
+//
 // ctx bounds only the setting up of the listener; cancelling it later does
 // not close the listener.
 func (t *Transport) Listen(ctx context.Context, addr ma.Multiaddr) (*Listener, error) {
@@ -61,11 +68,7 @@ func (t *Transport) Listen(ctx context.Context, addr ma.Multiaddr) (*Listener, e
 	if t.cfg.ListenBacklog < 0 {
 		return nil, &ListenError{Addr: addr, Err: fmt.Errorf("negative ListenBacklog %d", t.cfg.ListenBacklog)}
 	}
-	lc := net.ListenConfig{KeepAlive: -1} // options are set per connection by setOptions
-	if !t.cfg.DisableReuse {
-		lc.Control = reuseport.Control
-	}
-	nl, err := lc.Listen(ctx, family(ipv6), la.String())
+	nl, err := t.listen(ctx, la, ipv6)
 	if err != nil {
 		return nil, &ListenError{Addr: addr, Err: err}
 	}
@@ -87,6 +90,39 @@ func (t *Transport) Listen(ctx context.Context, addr ma.Multiaddr) (*Listener, e
 	t.listeners = append(t.listeners, l)
 	t.mu.Unlock()
 	return l, nil
+}
+
+// listenMu serialises the ownership check and the listen that follows it
+// within this process, so that two Transports of one process cannot both
+// pass the check for one port. Between processes the window remains (see
+// the package documentation).
+var listenMu sync.Mutex
+
+// listen checks that the port is not owned by another listener (unless
+// sharing is asked for) and opens the listening socket.
+func (t *Transport) listen(ctx context.Context, la *net.TCPAddr, ipv6 bool) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1} // options are set per connection by setOptions
+	if !t.cfg.DisableReuse {
+		lc.Control = reuseport.Control
+	}
+	listenMu.Lock()
+	defer listenMu.Unlock()
+	// Port 0 needs no check: the kernel picks a port no socket holds.
+	// Without SO_REUSEPORT the kernel itself refuses a port with a
+	// listener.
+	if la.Port != 0 && !t.cfg.DisableReuse && !t.cfg.SharePort {
+		if err := probeListeners(la, ipv6); err != nil {
+			return nil, err
+		}
+	}
+	nl, err := lc.Listen(ctx, family(ipv6), la.String())
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("%w: %w", ErrPortInUse, err)
+		}
+		return nil, err
+	}
+	return nl, nil
 }
 
 func (t *Transport) removeListener(l *Listener) {
