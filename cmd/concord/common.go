@@ -32,6 +32,8 @@ func configFlags(fs *flag.FlagSet) *host.Config {
 	fs.DurationVar(&cfg.TCP.ConnectTimeout, "connect-timeout", 0, "bound on a TCP connect (0: 5s)")
 	fs.DurationVar(&cfg.TCP.UserTimeout, "user-timeout", 0,
 		"TCP_USER_TIMEOUT: how long sent data may stay unacknowledged (0: 20s)")
+	fs.BoolVar(&cfg.TCP.SharePort, "share-port", false,
+		"let another socket listen on the same port too (the kernel then splits inbound connections)")
 	fs.DurationVar(&cfg.Upgrader.Muxer.Yamux.KeepAliveInterval, "keepalive", 0,
 		"yamux ping after this long without a frame from the peer (0: 10s)")
 	fs.DurationVar(&cfg.Upgrader.Muxer.Yamux.PingTimeout, "ping-timeout", 0,

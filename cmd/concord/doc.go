@@ -119,6 +119,7 @@
 // default: -security P (noise, tls or a preference list such as tls,noise:
 // Upgrader.Security.Protocols), -handshake-timeout D (Upgrader.HandshakeTimeout),
 // -connect-timeout D (TCP.ConnectTimeout), -user-timeout D (TCP.UserTimeout),
+// -share-port (TCP.SharePort),
 // -keepalive D and -ping-timeout D (Upgrader.Muxer.Yamux), and
 // -max-inbound-upgrades N and -max-inbound-upgrades-per-ip N (Upgrader).
 //

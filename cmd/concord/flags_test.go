@@ -27,7 +27,7 @@ func TestConfigFlagsMapOntoHostConfig(t *testing.T) {
 	err := fs.Parse([]string{
 		"-security", "tls,noise", "-handshake-timeout", "3s", "-connect-timeout", "2s",
 		"-user-timeout", "7s", "-keepalive", "1s", "-ping-timeout", "1500ms",
-		"-max-inbound-upgrades", "9", "-max-inbound-upgrades-per-ip", "4",
+		"-max-inbound-upgrades", "9", "-max-inbound-upgrades-per-ip", "4", "-share-port",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +45,7 @@ func TestConfigFlagsMapOntoHostConfig(t *testing.T) {
 		{"ping-timeout", u.Muxer.Yamux.PingTimeout, 1500 * time.Millisecond},
 		{"max-inbound-upgrades", u.MaxInboundUpgrades, 9},
 		{"max-inbound-upgrades-per-ip", u.MaxInboundUpgradesPerIP, 4},
+		{"share-port", cfg.TCP.SharePort, true},
 	} {
 		if c.got != c.want {
 			t.Errorf("-%s: field is %v, want %v", c.name, c.got, c.want)
