@@ -53,8 +53,10 @@ type Config struct {
 	// WriteStallTimeout is how long a stream Write may make no progress
 	// (the session accepts none of its bytes, for want of the peer's
 	// flow-control credit or of room in the send queue) before it fails
-	// with muxer.ErrWriteStalled, at most a quarter of it late. Zero means
-	// DefaultWriteStallTimeout (30 s); it cannot be disabled.
+	// with muxer.ErrWriteStalled. It fails that long after its last
+	// progress, late only by as long as its last bytes waited in the
+	// session's send queue (none unless the connection is backlogged).
+	// Zero means DefaultWriteStallTimeout (30 s); it cannot be disabled.
 	WriteStallTimeout time.Duration
 
 	// MaxIncomingStreams bounds the streams the peer may have open towards

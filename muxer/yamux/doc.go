@@ -18,7 +18,10 @@
 //     muxer.ErrConnWriteTimeout.
 //   - Write stall: a stream Write that makes no progress for 30 s fails
 //     with muxer.ErrWriteStalled, whatever the caller's deadline, so
-//     nothing waits forever; a transfer that keeps moving never fails. 30 s
+//     nothing waits forever; a transfer that keeps moving never fails. It
+//     fails at the bound, late only by as long as its last bytes waited in
+//     go-yamux's send queue, which is empty unless the connection is
+//     backlogged (TestWriteStallAt; see stream.go, "Write progress"). 30 s
 //     rather than 10 s because a reader may pause (a slow consumer, a disk)
 //     while the connection is healthy.
 //   - Streams: at most 128 inbound streams open and 64 waiting for
@@ -42,7 +45,8 @@
 //   - The connection's first error, to tell muxer.ErrConnClosed from
 //     muxer.ErrProtocol, and when the go-away has been written, for
 //     Shutdown (guardedConn).
-//   - The write-stall timeout (stream.Write) and Write serialization.
+//   - The write-stall timeout (stream.Write, timed by when guardedConn
+//     sees the stream's data leave) and Write serialization.
 //   - Read serialization: go-yamux's Stream.Read is not safe for
 //     concurrent use (stream.rsem).
 //   - Shutdown (session.Shutdown): go-yamux's Close sends no go-away and

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/concordp2p/concord/muxer"
 )
@@ -39,6 +40,8 @@ const (
 //     connection. go-yamux queues frames and reports none written;
 //     Shutdown starts its linger from there (TestShutdownSlowPeer).
 //   - A check of every window update against overflow, below.
+//   - When each stream's data last left for the connection, for the
+//     write-stall timeout (lastSent, and stream.Write).
 //
 // # Window-update overflow (rust-yamux CVE-2026-31814)
 //
@@ -64,17 +67,24 @@ type guardedConn struct {
 	net.Conn
 	err atomic.Pointer[error] // first error of the connection
 
-	mu      sync.Mutex       // guards the fields below
-	in, out frameScanner     // where each direction is in its frames
-	credit  map[uint32]int64 // send window account by stream ID
-	bad     error            // the refused update, once there is one
+	mu      sync.Mutex               // guards the fields below
+	in, out frameScanner             // where each direction is in its frames
+	credit  map[uint32]streamAccount // by stream ID
+	bad     error                    // the refused update, once there is one
 
 	goAwaySent     chan struct{}
 	goAwaySentOnce sync.Once
 }
 
+// streamAccount is what the guard knows of one stream.
+type streamAccount struct {
+	window int64     // send window account
+	sent   uint64    // data bytes written to the connection
+	sentAt time.Time // when the last of them was
+}
+
 func newGuardedConn(c net.Conn) *guardedConn {
-	return &guardedConn{Conn: c, credit: make(map[uint32]int64), goAwaySent: make(chan struct{})}
+	return &guardedConn{Conn: c, credit: make(map[uint32]streamAccount), goAwaySent: make(chan struct{})}
 }
 
 func (c *guardedConn) Read(p []byte) (int, error) {
@@ -128,28 +138,42 @@ func (c *guardedConn) account(h []byte, inbound bool) error {
 	if typ != frameData && typ != frameWindowUpdate {
 		return nil
 	}
-	w, ok := c.credit[id]
+	a, ok := c.credit[id]
 	if !ok && flags&flagSYNBit != 0 {
-		w, ok = initialStreamWindow, true
+		a, ok = streamAccount{window: initialStreamWindow}, true
 	}
 	if !ok {
 		return nil // go-yamux ignores frames of streams it does not know too
 	}
 	switch {
 	case inbound && typ == frameWindowUpdate:
-		if w += int64(length); w > math.MaxUint32 {
+		if a.window += int64(length); a.window > math.MaxUint32 {
 			return fmt.Errorf("%w: window update of %d on stream %d overflows its send window (uint32)",
 				muxer.ErrProtocol, length, id)
 		}
-	case !inbound && typ == frameData:
-		w -= int64(length)
+	case !inbound && typ == frameData && length > 0:
+		a.window -= int64(length)
+		a.sent += uint64(length)
+		a.sentAt = time.Now()
 	}
 	if flags&flagRSTBit != 0 || !inbound && flags&flagFINBit != 0 {
 		delete(c.credit, id) // this side sends no more on it
 	} else {
-		c.credit[id] = w
+		c.credit[id] = a
 	}
 	return nil
+}
+
+// lastSent returns when stream id's data last left for the connection,
+// and whether at least upTo bytes of it have (false too once the stream
+// is forgotten). go-yamux's send loop takes frames from its queue in
+// order and writes each at once, so when all the bytes a Write queued
+// have been written, the last of them was queued at or before that time.
+func (c *guardedConn) lastSent(id uint32, upTo uint64) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.credit[id]
+	return a.sentAt, ok && a.sent >= upTo
 }
 
 // tracked is the number of streams in the account.

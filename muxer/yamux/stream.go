@@ -24,20 +24,26 @@ var aLongTimeAgo = time.Unix(1, 0)
 //
 // go-yamux's Write blocks while the stream has no send window (the peer
 // stopped reading) or the session's send queue is full, until the write
-// deadline, and it has no notion of progress. Write therefore runs it in
-// attempts, each with a deadline at most stallCheck ahead (sooner if the
-// caller's deadline or the stall is). An attempt that times out having sent
-// some bytes is progress; once none has been seen for the stall timeout,
-// Write fails with muxer.ErrWriteStalled. Progress is timed when an attempt
-// returns, at most stallCheck after the bytes moved, so the failure comes
-// between the stall timeout and the stall timeout plus stallCheck after the
-// last byte moved (TestWriteStallAfterProgress).
+// deadline, and it has no notion of progress. Write therefore arms that
+// deadline at the moment the write will have made no progress for the
+// stall timeout (sooner if the caller's deadline is) and, when it passes,
+// finds out when the bytes go-yamux took last moved: a Write that returns
+// has just had its last bytes queued; one that times out having queued
+// some asks the guard (guardedConn.lastSent) when the stream's data last
+// left for the connection, which, once all of it has, is no earlier than
+// the last byte was queued. If that is less than the stall timeout ago,
+// Write re-arms the deadline from there and goes on; else it fails with
+// muxer.ErrWriteStalled. So the failure comes at the stall timeout after
+// the last progress, late only by as long as the last bytes queued waited
+// in go-yamux's send queue (none on a session that is not backlogged;
+// TestWriteStallAt). A write that keeps moving re-arms once per stall
+// timeout at most; a write that does not block arms none, reusing the
+// deadline armed before (beginAttempt).
 type stream struct {
 	ys   *yamux.Stream
 	sess *session
 
-	stall      time.Duration // fail a write after this long without progress
-	stallCheck time.Duration // attempt length: stall/4
+	stall time.Duration // fail a write after this long without progress
 
 	// wsem serializes Writes, so that concurrent writes do not interleave.
 	// A channel, not a mutex: a Write may hold it for a stall timeout, and
@@ -45,6 +51,7 @@ type stream struct {
 	// bubble.
 	wsem       chan struct{}
 	progressAt time.Time // when a Write last made progress; guarded by wsem
+	queued     uint64    // bytes go-yamux has taken from Writes; guarded by wsem
 
 	// rsem serializes Reads: go-yamux v5.1.0's Stream.Read is not safe
 	// for concurrent use. Readers wait on recvNotifyCh, which holds one
@@ -76,12 +83,11 @@ var _ muxer.Stream = (*stream)(nil)
 // wrap adapts ys, which the session has admitted.
 func (s *session) wrap(ys *yamux.Stream) *stream {
 	return &stream{
-		ys:         ys,
-		sess:       s,
-		stall:      s.cfg.WriteStallTimeout,
-		stallCheck: s.cfg.WriteStallTimeout / 4,
-		wsem:       make(chan struct{}, 1),
-		rsem:       make(chan struct{}, 1),
+		ys:    ys,
+		sess:  s,
+		stall: s.cfg.WriteStallTimeout,
+		wsem:  make(chan struct{}, 1),
+		rsem:  make(chan struct{}, 1),
 	}
 }
 
@@ -152,6 +158,7 @@ func (st *stream) Write(b []byte) (int, error) {
 		n, err := st.ys.Write(b[total:])
 		st.endAttempt()
 		total += n
+		st.queued += uint64(n)
 		if err == nil {
 			lastProgress = time.Now()
 			return total, nil
@@ -166,35 +173,49 @@ func (st *stream) Write(b []byte) (int, error) {
 		}
 		// The attempt's deadline passed: the caller's, or ours.
 		now = time.Now()
+		if n > 0 {
+			lastProgress = st.progressTime(lastProgress, now)
+		}
 		if user := st.userDeadline(); !user.IsZero() && !now.Before(user) {
 			return total, &muxer.Error{Op: "write", Kind: os.ErrDeadlineExceeded}
 		}
-		if n > 0 {
-			lastProgress = now
-		} else if now.Sub(lastProgress) >= st.stall {
+		if now.Sub(lastProgress) >= st.stall {
 			return total, &muxer.Error{Op: "write", Kind: muxer.ErrWriteStalled,
 				Err: fmt.Errorf("no bytes accepted for %v (peer granted no flow-control credit or the session could not send)", st.stall)}
 		}
 	}
 }
 
-// beginAttempt arms go-yamux's write deadline for one attempt starting at
-// now: stallCheck ahead, but no later than stallAt (when the write will have
-// made no progress for the stall timeout) or the caller's deadline, which it
-// returns. An armed deadline at least half an attempt ahead and no later
-// than that is reused: arming one costs a timer.
+// progressTime is when an attempt that timed out at now, having had some
+// bytes queued, last made progress, given the progress before it (see Write
+// progress): when the stream's data last left for the connection if all of
+// it has, else now, as some of it is still queued.
+func (st *stream) progressTime(before, now time.Time) time.Time {
+	at, ok := st.sess.conn.lastSent(st.ys.StreamID(), st.queued)
+	if !ok || at.After(now) {
+		return now
+	}
+	if at.Before(before) { // cannot be: the bytes were queued after before
+		return before
+	}
+	return at
+}
+
+// beginAttempt arms go-yamux's write deadline for an attempt starting at
+// now: at stallAt (when the write will have made no progress for the stall
+// timeout), or at the caller's deadline if sooner, which it returns. An
+// armed deadline more than half a stall timeout ahead and no later than
+// that is reused, as arming one costs a timer: if it passes first, the
+// attempt ends early and the next one arms the right one.
 func (st *stream) beginAttempt(now, stallAt time.Time) (user time.Time) {
 	st.dmu.Lock()
 	defer st.dmu.Unlock()
 	st.writing = true
-	dl := now.Add(st.stallCheck)
-	if stallAt.Before(dl) {
-		dl = stallAt
-	}
+	dl := stallAt
 	if !st.userWD.IsZero() && st.userWD.Before(dl) {
 		dl = st.userWD
 	}
-	if !st.attemptWD.IsZero() && st.attemptWD.After(now.Add(st.stallCheck/2)) && !st.attemptWD.After(dl) {
+	if !st.attemptWD.IsZero() && st.attemptWD.After(now.Add(st.stall/2)) && !st.attemptWD.After(dl) {
 		return st.userWD
 	}
 	st.attemptWD = dl
