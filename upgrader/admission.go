@@ -1,31 +1,58 @@
 package upgrader
 
 import (
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 )
 
-// admission bounds the inbound upgrades in flight, overall and per source
-// IP. It never queues: acquire either grants a slot at once or refuses.
+// admission bounds the inbound upgrades in flight: overall, per source IP
+// and per source subnet (/24 for IPv4, /64 for IPv6). It never queues.
+//
+// The per-source limits refuse: they bound one source's share of the
+// pool. The overall limit does not starve newcomers: when it is full, a
+// newcomer displaces the unauthenticated upgrade that has made the least
+// progress (earliest stage, then fewest bytes received, then oldest), so a
+// pool full of silent or trickling sockets still admits an honest peer,
+// whose handshake advances past theirs at once. An upgrade whose security
+// handshake has authenticated the peer is never displaced; when every slot
+// holds one, the newcomer is refused.
+//
+// What an attacker with K sockets on M addresses can do: hold at most
+// min(K, M × MaxInboundUpgradesPerIP, subnets × MaxInboundUpgradesPerSubnet)
+// slots, and only for as long as no newcomer needs one: each new
+// connection evicts the least-advanced of them. To keep an honest peer out
+// it must keep every slot ahead of the honest handshake in stage, which
+// means completing the simopen stage on each, faster than the honest peer
+// does.
 //
 // All fields below mu are guarded by it; the counters are atomic so that
 // Stats never takes the lock on a hot path's behalf.
 type admission struct {
-	maxInFlight int
-	maxPerIP    int
+	maxInFlight  int
+	maxPerIP     int
+	maxPerSubnet int
 
 	mu       sync.Mutex
-	inFlight int
+	slots    map[*slot]struct{}
 	perIP    map[netip.Addr]int
+	perSub   map[netip.Prefix]int
+	nextSeq  uint64
+	inFlight int
 
 	refusedGlobal atomic.Uint64
 	refusedPerIP  atomic.Uint64
+	refusedSubnet atomic.Uint64
+	evicted       atomic.Uint64
 	peak          atomic.Int64
 }
 
-func newAdmission(maxInFlight, maxPerIP int) *admission {
-	return &admission{maxInFlight: maxInFlight, maxPerIP: maxPerIP, perIP: make(map[netip.Addr]int)}
+func newAdmission(maxInFlight, maxPerIP, maxPerSubnet int) *admission {
+	return &admission{
+		maxInFlight: maxInFlight, maxPerIP: maxPerIP, maxPerSubnet: maxPerSubnet,
+		slots: make(map[*slot]struct{}), perIP: make(map[netip.Addr]int), perSub: make(map[netip.Prefix]int),
+	}
 }
 
 // refusal says which limit refused a connection.
@@ -35,41 +62,144 @@ const (
 	admitted refusal = iota
 	overGlobal
 	overPerIP
+	overPerSubnet
 )
 
-// acquire takes a slot for ip. On success it returns a release function that
-// must be called exactly once (it is idempotent, to make that easy).
-func (a *admission) acquire(ip netip.Addr) (release func(), why refusal) {
+// Progress of an upgrade in a slot, in the order eviction respects.
+const (
+	progressNone          int32 = iota // nothing received yet
+	progressSimopen                    // bytes received, election or selection running
+	progressSecurity                   // the security handshake running
+	progressAuthenticated              // the peer is authenticated: never evicted
+)
+
+// slot is one upgrade's place in the pool.
+type slot struct {
+	a      *admission
+	ip     netip.Addr
+	subnet netip.Prefix
+	seq    uint64 // admission order: lower is older
+	evict  func() // ends the upgrade; called at most once, without a.mu held
+
+	stage atomic.Int32 // a progress* value
+	bytes atomic.Int64 // bytes received from the peer
+
+	gone bool // released or evicted; guarded by a.mu
+}
+
+// advance records that the upgrade reached stage p (never backwards).
+func (s *slot) advance(p int32) {
+	for {
+		cur := s.stage.Load()
+		if cur >= p || s.stage.CompareAndSwap(cur, p) {
+			return
+		}
+	}
+}
+
+// received records n bytes from the peer.
+func (s *slot) received(n int) {
+	if s.bytes.Add(int64(n)) == int64(n) {
+		s.advance(progressSimopen)
+	}
+}
+
+// release frees the slot; it is idempotent, and a no-op after eviction.
+func (s *slot) release() {
+	s.a.mu.Lock()
+	s.a.dropLocked(s)
+	s.a.mu.Unlock()
+}
+
+// subnetOf is the subnet an address counts against.
+func subnetOf(ip netip.Addr) netip.Prefix {
+	bits := 64
+	if ip.Is4() {
+		bits = 24
+	}
+	p, err := ip.Prefix(bits)
+	if err != nil { // the zero Addr (not an IP): one bucket
+		return netip.Prefix{}
+	}
+	return p
+}
+
+// acquire takes a slot for ip, evicting the least-advanced unauthenticated
+// upgrade when the pool is full. evict is how the new slot's own upgrade is
+// ended should it be displaced later.
+func (a *admission) acquire(ip netip.Addr, evict func()) (*slot, refusal) {
 	ip = ip.Unmap()
+	sub := subnetOf(ip)
 	a.mu.Lock()
 	switch {
-	case a.inFlight >= a.maxInFlight:
-		a.mu.Unlock()
-		a.refusedGlobal.Add(1)
-		return nil, overGlobal
 	case a.perIP[ip] >= a.maxPerIP:
 		a.mu.Unlock()
 		a.refusedPerIP.Add(1)
 		return nil, overPerIP
+	case a.perSub[sub] >= a.maxPerSubnet:
+		a.mu.Unlock()
+		a.refusedSubnet.Add(1)
+		return nil, overPerSubnet
 	}
+	var victim *slot
+	if a.inFlight >= a.maxInFlight {
+		victim = a.victimLocked()
+		if victim == nil {
+			a.mu.Unlock()
+			a.refusedGlobal.Add(1)
+			return nil, overGlobal
+		}
+		a.dropLocked(victim)
+		a.evicted.Add(1)
+	}
+	a.nextSeq++
+	s := &slot{a: a, ip: ip, subnet: sub, seq: a.nextSeq, evict: evict}
+	a.slots[s] = struct{}{}
 	a.inFlight++
 	a.perIP[ip]++
+	a.perSub[sub]++
 	if n := int64(a.inFlight); n > a.peak.Load() {
 		a.peak.Store(n) // under mu, so no lost update
 	}
 	a.mu.Unlock()
+	if victim != nil && victim.evict != nil {
+		victim.evict()
+	}
+	return s, admitted
+}
 
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			a.mu.Lock()
-			a.inFlight--
-			if a.perIP[ip]--; a.perIP[ip] <= 0 {
-				delete(a.perIP, ip)
-			}
-			a.mu.Unlock()
-		})
-	}, admitted
+// victimLocked is the unauthenticated slot with the least progress: the
+// earliest stage, then the fewest bytes, then the oldest; nil if every slot
+// is authenticated.
+func (a *admission) victimLocked() *slot {
+	var v *slot
+	var vStage int32
+	var vBytes int64
+	for s := range a.slots {
+		st, b := s.stage.Load(), s.bytes.Load()
+		if st >= progressAuthenticated {
+			continue
+		}
+		if v == nil || st < vStage || st == vStage && (b < vBytes || b == vBytes && s.seq < v.seq) {
+			v, vStage, vBytes = s, st, b
+		}
+	}
+	return v
+}
+
+func (a *admission) dropLocked(s *slot) {
+	if s.gone {
+		return
+	}
+	s.gone = true
+	delete(a.slots, s)
+	a.inFlight--
+	if a.perIP[s.ip]--; a.perIP[s.ip] <= 0 {
+		delete(a.perIP, s.ip)
+	}
+	if a.perSub[s.subnet]--; a.perSub[s.subnet] <= 0 {
+		delete(a.perSub, s.subnet)
+	}
 }
 
 // inFlightNow is the number of slots held.
@@ -77,4 +207,24 @@ func (a *admission) inFlightNow() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.inFlight
+}
+
+// watchedConn is an inbound raw connection whose reads feed its slot's
+// progress, and whose first byte stops the first-byte timer.
+type watchedConn struct {
+	net.Conn
+	s         *slot
+	firstByte func() // called once, at the first byte; may be nil
+	once      sync.Once
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.s.received(n)
+		if c.firstByte != nil {
+			c.once.Do(c.firstByte)
+		}
+	}
+	return n, err
 }

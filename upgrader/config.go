@@ -21,10 +21,12 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultHandshakeTimeout        = 10 * time.Second
-	DefaultMaxInboundUpgrades      = 64
-	DefaultMaxInboundUpgradesPerIP = 16
-	DefaultAcceptBacklog           = 64
+	DefaultHandshakeTimeout            = 10 * time.Second
+	DefaultMaxInboundUpgrades          = 64
+	DefaultMaxInboundUpgradesPerIP     = 16
+	DefaultMaxInboundUpgradesPerSubnet = 32
+	DefaultFirstByteTimeout            = time.Second
+	DefaultAcceptBacklog               = 64
 )
 
 // ErrInvalidConfig is wrapped by New's errors.
@@ -61,6 +63,13 @@ type Config struct {
 	// MaxInboundUpgradesPerIP bounds them per source IP address.
 	// If zero, DefaultMaxInboundUpgradesPerIP (16).
 	MaxInboundUpgradesPerIP int
+	// MaxInboundUpgradesPerSubnet bounds them per source subnet: /24 for
+	// IPv4, /64 for IPv6. If zero, DefaultMaxInboundUpgradesPerSubnet (32).
+	MaxInboundUpgradesPerSubnet int
+	// FirstByteTimeout bounds the wait for an inbound connection's first
+	// byte (the dialer speaks first). If zero, DefaultFirstByteTimeout
+	// (1 s); negative: none beyond the stage and handshake timeouts.
+	FirstByteTimeout time.Duration
 	// AcceptBacklog bounds the upgraded connections a Listener holds that
 	// Accept has not returned yet. If zero, DefaultAcceptBacklog (64).
 	AcceptBacklog int
@@ -171,13 +180,19 @@ func (cfg Config) populate() (Config, error) {
 	if cfg.MaxInboundUpgradesPerIP == 0 {
 		cfg.MaxInboundUpgradesPerIP = DefaultMaxInboundUpgradesPerIP
 	}
+	if cfg.MaxInboundUpgradesPerSubnet == 0 {
+		cfg.MaxInboundUpgradesPerSubnet = DefaultMaxInboundUpgradesPerSubnet
+	}
+	if cfg.FirstByteTimeout == 0 {
+		cfg.FirstByteTimeout = DefaultFirstByteTimeout
+	}
 	if cfg.AcceptBacklog == 0 {
 		cfg.AcceptBacklog = DefaultAcceptBacklog
 	}
 	if cfg.HandshakeTimeout < 0 || cfg.StageTimeouts.Simopen < 0 || cfg.StageTimeouts.Security < 0 || cfg.StageTimeouts.Muxer < 0 {
 		return cfg, fmt.Errorf("%w: timeouts must not be negative", ErrInvalidConfig)
 	}
-	if cfg.MaxInboundUpgrades < 0 || cfg.MaxInboundUpgradesPerIP < 0 || cfg.AcceptBacklog < 0 {
+	if cfg.MaxInboundUpgrades < 0 || cfg.MaxInboundUpgradesPerIP < 0 || cfg.MaxInboundUpgradesPerSubnet < 0 || cfg.AcceptBacklog < 0 {
 		return cfg, fmt.Errorf("%w: limits must not be negative", ErrInvalidConfig)
 	}
 	return cfg, nil

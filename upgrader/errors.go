@@ -59,6 +59,14 @@ var (
 	// ErrAdmissionRefused: an inbound connection was over a listener limit
 	// and was closed without a handshake.
 	ErrAdmissionRefused = errors.New("upgrader: admission refused")
+	// ErrEvicted: an inbound upgrade was ended to make room for a newer
+	// connection while the listener was full: it had made the least
+	// progress of the unauthenticated upgrades in flight.
+	ErrEvicted = fmt.Errorf("%w: evicted by a newer connection (least progress while the listener was full)", ErrAdmissionRefused)
+	// ErrFirstByteTimeout: an inbound connection sent nothing within
+	// Config.FirstByteTimeout; a dialer speaks first. It matches
+	// ErrHandshakeTimeout too.
+	ErrFirstByteTimeout = fmt.Errorf("%w: the peer sent nothing within the first-byte timeout", ErrHandshakeTimeout)
 	// ErrGated: the connection gater refused the connection.
 	ErrGated = errors.New("upgrader: refused by connection gater")
 	// ErrClosed: the listener is closed.

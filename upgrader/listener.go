@@ -21,9 +21,15 @@ import (
 //
 // Admission (ARCHITECTURE.md decision 7): at most Config.MaxInboundUpgrades
 // upgrades run at once, at most Config.MaxInboundUpgradesPerIP from one
-// source address, and at most Config.AcceptBacklog upgraded connections
-// wait for Accept. A connection over any limit is closed at once, before a
-// byte is read, and counted in Stats; nothing queues without bound.
+// source address and Config.MaxInboundUpgradesPerSubnet from one /24 or
+// /64, and at most Config.AcceptBacklog upgraded connections wait for
+// Accept. A connection over a per-source or backlog limit is closed at
+// once, before a byte is read, and counted in Stats; nothing queues without
+// bound. When only the overall limit is full, the newcomer displaces the
+// unauthenticated upgrade that has made the least progress (see admission),
+// which fails with ErrEvicted; an authenticated one is never displaced. A
+// dialer speaks first, so an inbound connection that sends nothing within
+// Config.FirstByteTimeout (1 s) fails with ErrFirstByteTimeout.
 //
 // Goroutines: one accept loop, plus one per upgrade in flight. Close stops
 // the loop, cancels the upgrades in flight and joins them all.
@@ -68,7 +74,7 @@ func (u *Upgrader) Listen(tl *tcp.Listener) *Listener { return u.ListenRaw(tcpRa
 func (u *Upgrader) ListenRaw(rl RawListener) *Listener {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Listener{
-		u: u, tl: rl, adm: newAdmission(u.cfg.MaxInboundUpgrades, u.cfg.MaxInboundUpgradesPerIP),
+		u: u, tl: rl, adm: newAdmission(u.cfg.MaxInboundUpgrades, u.cfg.MaxInboundUpgradesPerIP, u.cfg.MaxInboundUpgradesPerSubnet),
 		ctx: ctx, cancel: cancel, ready: make(chan *Conn, u.cfg.AcceptBacklog),
 	}
 	l.wg.Add(1)
@@ -143,10 +149,13 @@ type ListenerStats struct {
 	// Refused connections were closed without an upgrade, by limit.
 	RefusedInFlight uint64 // MaxInboundUpgrades
 	RefusedPerIP    uint64 // MaxInboundUpgradesPerIP
-	RefusedBacklog  uint64 // AcceptBacklog full
-	RefusedGated    uint64 // the gater's InterceptAccept
-	InFlight        int    // upgrades running now
-	PeakInFlight    int    // the most that ever ran at once
+	RefusedSubnet   uint64 // MaxInboundUpgradesPerSubnet
+	// Evicted upgrades were displaced by a newcomer when the pool was full.
+	Evicted        uint64
+	RefusedBacklog uint64 // AcceptBacklog full
+	RefusedGated   uint64 // the gater's InterceptAccept
+	InFlight       int    // upgrades running now
+	PeakInFlight   int    // the most that ever ran at once
 }
 
 // Stats returns the listener's counters.
@@ -154,6 +163,7 @@ func (l *Listener) Stats() ListenerStats {
 	return ListenerStats{
 		Accepted: l.accepted.Load(), Upgraded: l.upgraded.Load(), Failed: l.failed.Load(),
 		RefusedInFlight: l.adm.refusedGlobal.Load(), RefusedPerIP: l.adm.refusedPerIP.Load(),
+		RefusedSubnet: l.adm.refusedSubnet.Load(), Evicted: l.adm.evicted.Load(),
 		RefusedBacklog: l.refusedQueue.Load(), RefusedGated: l.refusedGated.Load(),
 		InFlight: l.adm.inFlightNow(), PeakInFlight: int(l.adm.peak.Load()),
 	}
@@ -211,21 +221,38 @@ func (l *Listener) admit(raw net.Conn) {
 		refuse(&l.refusedQueue, fmt.Errorf("%w: accept backlog of %d full", ErrAdmissionRefused, cap(l.ready)))
 		return
 	}
-	release, why := l.adm.acquire(remoteIP(raw.RemoteAddr()))
+	ctx, cancel := context.WithCancelCause(l.ctx)
+	sl, why := l.adm.acquire(remoteIP(raw.RemoteAddr()), func() { cancel(ErrEvicted) })
 	switch why {
 	case overGlobal:
-		refuse(nil, fmt.Errorf("%w: %d upgrades in flight", ErrAdmissionRefused, l.adm.maxInFlight))
+		cancel(nil)
+		refuse(nil, fmt.Errorf("%w: %d authenticated upgrades in flight", ErrAdmissionRefused, l.adm.maxInFlight))
 		return
 	case overPerIP:
+		cancel(nil)
 		refuse(nil, fmt.Errorf("%w: %d upgrades in flight from one address", ErrAdmissionRefused, l.adm.maxPerIP))
 		return
+	case overPerSubnet:
+		cancel(nil)
+		refuse(nil, fmt.Errorf("%w: %d upgrades in flight from one subnet", ErrAdmissionRefused, l.adm.maxPerSubnet))
+		return
+	}
+	var firstByte func()
+	if d := l.u.cfg.FirstByteTimeout; d > 0 {
+		t := time.AfterFunc(d, func() { cancel(ErrFirstByteTimeout) })
+		firstByte = func() { t.Stop() }
 	}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		c, err := l.u.Upgrade(l.ctx, raw, network.DirInbound, "")
-		release()
+		defer cancel(nil)
+		c, err := l.u.upgrade(ctx, &watchedConn{Conn: raw, s: sl, firstByte: firstByte}, network.DirInbound, "", sl)
+		if firstByte != nil {
+			firstByte()
+		}
+		sl.release()
 		if err != nil {
+			_ = raw.Close()
 			l.failed.Add(1)
 			return
 		}

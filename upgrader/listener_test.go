@@ -3,6 +3,7 @@ package upgrader
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -88,6 +89,7 @@ func TestListenerAdmissionLimits(t *testing.T) {
 		var refused []error
 		ub := newUpgrader(t, Config{
 			MaxInboundUpgrades: 4, MaxInboundUpgradesPerIP: 2, HandshakeTimeout: 10 * time.Second,
+			FirstByteTimeout: -1, // the handshake timeout alone bounds the silent ones here
 			Observer: func(e Event) {
 				if r, ok := e.(InboundRefused); ok {
 					mu.Lock()
@@ -112,22 +114,25 @@ func TestListenerAdmissionLimits(t *testing.T) {
 		hold("10.0.0.1") // third from one IP: over the per-IP limit
 		hold("10.0.0.2")
 		hold("10.0.0.2")
-		hold("10.0.0.3") // fifth in flight: over the global limit
+		hold("10.0.0.3") // fifth in flight: over the global limit, evicts the oldest silent one
 		s := l.Stats()
-		if s.InFlight != 4 || s.RefusedPerIP != 1 || s.RefusedInFlight != 1 {
-			t.Fatalf("stats = %+v, want 4 in flight, 1 refused per IP, 1 refused in flight", s)
+		if s.InFlight != 4 || s.RefusedPerIP != 1 || s.RefusedInFlight != 0 || s.Evicted != 1 {
+			t.Fatalf("stats = %+v, want 4 in flight, 1 refused per IP, 1 evicted, none refused in flight", s)
 		}
-		// A refused connection is closed at once, before any byte is read.
+		// The refused connection is closed at once, before any byte is
+		// read; the evicted one (the oldest, silent) is closed too.
 		buf := make([]byte, 1)
-		for _, i := range []int{2, 5} {
-			_ = silent[i].SetReadDeadline(time.Now().Add(time.Millisecond))
-			if _, err := silent[i].Read(buf); !errors.Is(err, io.EOF) {
-				t.Errorf("refused conn %d: read = %v, want io.EOF (closed by the listener)", i, err)
-			}
+		_ = silent[2].SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := silent[2].Read(buf); !errors.Is(err, io.EOF) {
+			t.Errorf("refused conn: read = %v, want io.EOF (closed by the listener before any byte)", err)
+		}
+		_ = silent[0].SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := io.ReadAll(silent[0]); err != nil { // the responder's header, then EOF
+			t.Errorf("evicted conn: read = %v, want EOF (closed by the listener)", err)
 		}
 		mu.Lock()
-		if len(refused) != 2 || !errors.Is(refused[0], ErrAdmissionRefused) || !errors.Is(refused[1], ErrAdmissionRefused) {
-			t.Errorf("refusal events = %v, want two ErrAdmissionRefused", refused)
+		if len(refused) != 1 || !errors.Is(refused[0], ErrAdmissionRefused) {
+			t.Errorf("refusal events = %v, want one ErrAdmissionRefused", refused)
 		}
 		mu.Unlock()
 
@@ -135,8 +140,8 @@ func TestListenerAdmissionLimits(t *testing.T) {
 		// peer gets through.
 		time.Sleep(10*time.Second + time.Millisecond)
 		synctest.Wait()
-		if s := l.Stats(); s.InFlight != 0 || s.Failed != 4 || s.PeakInFlight != 4 {
-			t.Fatalf("after the deadline: stats = %+v, want 0 in flight, 4 failed, peak 4", s)
+		if s := l.Stats(); s.InFlight != 0 || s.Failed != 5 || s.PeakInFlight != 4 {
+			t.Fatalf("after the deadline: stats = %+v, want 0 in flight, 5 failed (4 silent, 1 evicted), peak 4", s)
 		}
 		ua := newUpgrader(t, Config{})
 		raw := dialMem(ml, "10.0.0.1")
@@ -225,5 +230,116 @@ func TestListenerCloseJoinsUpgrades(t *testing.T) {
 			_ = c.Close()
 		}
 		// goleak in TestMain checks that nothing is left running.
+	})
+}
+
+// TestListenerFullOfSilentSocketsAdmitsHonest: a pool filled by silent
+// sockets from many addresses (the attack that took a node off the network
+// with per-IP limits alone) still admits an honest peer at once, by
+// evicting a silent one; and more silent sockets arriving afterwards do not
+// displace the honest handshake.
+func TestListenerFullOfSilentSocketsAdmitsHonest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ub := newUpgrader(t, Config{MaxInboundUpgrades: 8, MaxInboundUpgradesPerIP: 2, FirstByteTimeout: -1})
+		ml := newMemListener()
+		l := ub.ListenRaw(ml)
+		defer l.Close()
+		var silent []net.Conn
+		defer func() {
+			for _, c := range silent {
+				_ = c.Close()
+			}
+		}()
+		flood := func(n, base int) {
+			for i := range n {
+				silent = append(silent, dialMem(ml, fmt.Sprintf("10.%d.0.1", base+i)))
+				synctest.Wait()
+			}
+		}
+		flood(8, 0)
+		if s := l.Stats(); s.InFlight != 8 {
+			t.Fatalf("stats %+v, want the pool full of silent sockets", s)
+		}
+		ua := newUpgrader(t, Config{})
+		raw := dialMem(ml, "192.0.2.1")
+		type result struct {
+			c   *Conn
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			c, err := ua.Upgrade(context.Background(), raw, network.DirOutbound, ub.LocalPeer())
+			done <- result{c, err}
+		}()
+		flood(40, 100) // the attacker keeps reconnecting
+		r := <-done
+		if r.err != nil {
+			t.Fatalf("honest upgrade against a full pool: %v", r.err)
+		}
+		defer r.c.Close()
+		cb, err := l.Accept(context.Background())
+		if err != nil {
+			t.Fatalf("honest accept: %v", err)
+		}
+		defer cb.Close()
+		// Every arrival found the pool full but one: the one after the
+		// honest upgrade had finished and freed its slot.
+		if s := l.Stats(); s.Evicted < 40 || s.Upgraded != 1 || s.RefusedInFlight != 0 {
+			t.Fatalf("stats %+v, want 40 or more evictions, no refusal and 1 upgrade", s)
+		}
+	})
+}
+
+// TestListenerFirstByteTimeout: a dialer speaks first; an inbound
+// connection silent for FirstByteTimeout fails with ErrFirstByteTimeout
+// (which matches ErrHandshakeTimeout) and is closed; one that speaks in
+// time is not cut by it.
+func TestListenerFirstByteTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var failures []error
+		ub := newUpgrader(t, Config{FirstByteTimeout: 500 * time.Millisecond, Observer: func(e Event) {
+			if f, ok := e.(UpgradeFinished); ok && f.Err != nil {
+				mu.Lock()
+				failures = append(failures, f.Err)
+				mu.Unlock()
+			}
+		}})
+		ml := newMemListener()
+		l := ub.ListenRaw(ml)
+		defer l.Close()
+		c := dialMem(ml, "10.0.0.1")
+		defer c.Close()
+		start := time.Now()
+		time.Sleep(499 * time.Millisecond)
+		synctest.Wait()
+		if s := l.Stats(); s.InFlight != 1 {
+			t.Fatalf("at 499 ms: stats %+v, want the silent upgrade still in flight", s)
+		}
+		time.Sleep(2 * time.Millisecond)
+		synctest.Wait()
+		if s := l.Stats(); s.InFlight != 0 || s.Failed != 1 {
+			t.Fatalf("after %v: stats %+v, want the silent upgrade failed", time.Since(start), s)
+		}
+		mu.Lock()
+		if len(failures) != 1 || !errors.Is(failures[0], ErrFirstByteTimeout) || !errors.Is(failures[0], ErrHandshakeTimeout) {
+			t.Errorf("failures %v, want one ErrFirstByteTimeout matching ErrHandshakeTimeout", failures)
+		}
+		mu.Unlock()
+
+		// A peer whose first byte comes at 400 ms, then completes, is fine.
+		ua := newUpgrader(t, Config{})
+		raw := dialMem(ml, "10.0.0.2")
+		time.Sleep(400 * time.Millisecond)
+		ca, err := ua.Upgrade(context.Background(), raw, network.DirOutbound, ub.LocalPeer())
+		if err != nil {
+			t.Fatalf("upgrade speaking at 400 ms: %v", err)
+		}
+		defer ca.Close()
+		cb, err := l.Accept(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cb.Close()
 	})
 }

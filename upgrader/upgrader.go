@@ -74,14 +74,16 @@ func (u *Upgrader) LocalPeer() peer.ID { return u.local }
 //
 // On failure raw is closed and the error is an *Error naming the stage.
 func (u *Upgrader) Upgrade(ctx context.Context, raw net.Conn, dir network.Direction, expected peer.ID) (*Conn, error) {
-	c, err := u.upgrade(ctx, raw, dir, expected)
+	c, err := u.upgrade(ctx, raw, dir, expected, nil)
 	if err != nil {
 		_ = raw.Close()
 	}
 	return c, err
 }
 
-func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direction, expected peer.ID) (*Conn, error) {
+// upgrade runs the pipeline; a listener passes the admission slot (nil
+// otherwise), whose stage it advances.
+func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direction, expected peer.ID, sl *slot) (*Conn, error) {
 	start := time.Now()
 	local, remote := multiaddrsOf(raw)
 	ev := UpgradeFinished{Direction: dir, Local: local, Remote: remote, ExpectedPeer: expected}
@@ -129,6 +131,9 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 	ev.Role, ev.Security, ev.Election = sres.Role, sres.Protocol, sres.Election
 
 	// 2. security.
+	if sl != nil {
+		sl.advance(progressSecurity)
+	}
 	t0 = time.Now()
 	st, ok := u.secBy[sres.Protocol]
 	if !ok { // simopen only returns protocols we listed
@@ -147,6 +152,9 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 		return fail(StageSecurity, err)
 	}
 	ev.Peer = sc.RemotePeer()
+	if sl != nil {
+		sl.advance(progressAuthenticated)
+	}
 	if g := u.cfg.Gater; g != nil {
 		if err := g.InterceptSecured(dir, sc.RemotePeer(), raw.RemoteAddr()); err != nil {
 			_ = sc.Close()
@@ -281,6 +289,9 @@ func (u *Upgrader) observe(e Event) {
 // multiaddrsOf returns raw's addresses as multiaddrs, nil where they are
 // not TCP addresses (in-memory pipes in tests).
 func multiaddrsOf(raw net.Conn) (local, remote ma.Multiaddr) {
+	if w, ok := raw.(*watchedConn); ok {
+		raw = w.Conn
+	}
 	if tc, ok := raw.(*tcp.Conn); ok {
 		return tc.LocalMultiaddr(), tc.RemoteMultiaddr()
 	}

@@ -42,6 +42,10 @@ func configFlags(fs *flag.FlagSet) *host.Config {
 		"inbound handshakes in flight at once (0: 64)")
 	fs.IntVar(&cfg.Upgrader.MaxInboundUpgradesPerIP, "max-inbound-upgrades-per-ip", 0,
 		"inbound handshakes in flight per source IP (0: 16)")
+	fs.IntVar(&cfg.Upgrader.MaxInboundUpgradesPerSubnet, "max-inbound-upgrades-per-subnet", 0,
+		"inbound handshakes in flight per source /24 or /64 (0: 32)")
+	fs.DurationVar(&cfg.Upgrader.FirstByteTimeout, "first-byte-timeout", 0,
+		"close an inbound connection that sends nothing for this long (0: 1s; negative: none)")
 	return cfg
 }
 

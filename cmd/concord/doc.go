@@ -121,7 +121,8 @@
 // -connect-timeout D (TCP.ConnectTimeout), -user-timeout D (TCP.UserTimeout),
 // -share-port (TCP.SharePort),
 // -keepalive D and -ping-timeout D (Upgrader.Muxer.Yamux), and
-// -max-inbound-upgrades N and -max-inbound-upgrades-per-ip N (Upgrader).
+// -max-inbound-upgrades N, -max-inbound-upgrades-per-ip N,
+// -max-inbound-upgrades-per-subnet N and -first-byte-timeout D (Upgrader).
 //
 // # Exit codes
 //

@@ -28,6 +28,7 @@ func TestConfigFlagsMapOntoHostConfig(t *testing.T) {
 		"-security", "tls,noise", "-handshake-timeout", "3s", "-connect-timeout", "2s",
 		"-user-timeout", "7s", "-keepalive", "1s", "-ping-timeout", "1500ms",
 		"-max-inbound-upgrades", "9", "-max-inbound-upgrades-per-ip", "4", "-share-port",
+		"-max-inbound-upgrades-per-subnet", "5", "-first-byte-timeout", "250ms",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +47,8 @@ func TestConfigFlagsMapOntoHostConfig(t *testing.T) {
 		{"max-inbound-upgrades", u.MaxInboundUpgrades, 9},
 		{"max-inbound-upgrades-per-ip", u.MaxInboundUpgradesPerIP, 4},
 		{"share-port", cfg.TCP.SharePort, true},
+		{"max-inbound-upgrades-per-subnet", u.MaxInboundUpgradesPerSubnet, 5},
+		{"first-byte-timeout", u.FirstByteTimeout, 250 * time.Millisecond},
 	} {
 		if c.got != c.want {
 			t.Errorf("-%s: field is %v, want %v", c.name, c.got, c.want)
