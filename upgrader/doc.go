@@ -33,17 +33,43 @@
 // Upgrade errors are *Error{Stage, Remote, RemotePeer, Err}. Conditions are
 // checked with errors.Is: ErrHandshakeTimeout, ErrPeerIDMismatch,
 // ErrSimopenTie (retry after simopen.Backoff's delay), ErrNoCommonProtocol,
-// ErrGated, ErrAdmissionRefused. A failed upgrade always closes the raw
-// connection.
+// ErrGated, ErrAdmissionRefused, ErrEvicted, ErrFirstByteTimeout. A failed
+// upgrade always closes the raw connection.
 //
 // # Admission
 //
 // A Listener upgrades concurrently, so one slow peer never stalls others,
 // and bounds what it holds: at most MaxInboundUpgrades (64) upgrades at
-// once, MaxInboundUpgradesPerIP (16) from one address, AcceptBacklog (64)
-// upgraded connections waiting for Accept. Over a limit the raw connection
-// is closed at once, before a byte is read, counted in Stats and reported
-// as an InboundRefused event; nothing queues without bound.
+// once, MaxInboundUpgradesPerIP (16) from one address,
+// MaxInboundUpgradesPerSubnet (32) from one /24 or /64, AcceptBacklog (64)
+// upgraded connections waiting for Accept. Over a per-source or backlog
+// limit the raw connection is closed at once, before a byte is read,
+// counted in Stats and reported as an InboundRefused event; nothing queues
+// without bound.
+//
+// The overall limit does not refuse while it can evict: a newcomer
+// displaces the unauthenticated upgrade that has made the least progress
+// (no byte yet, then the simopen stage, then the security handshake; fewer
+// bytes received first; the oldest among equals). The displaced upgrade
+// fails with ErrEvicted (counted in Stats.Evicted). An upgrade whose peer
+// the security handshake has authenticated is never displaced; only when
+// all 64 are authenticated is a newcomer refused (ErrAdmissionRefused). A
+// dialer speaks first, so an inbound connection that sends nothing within
+// FirstByteTimeout (1 s) fails with ErrFirstByteTimeout.
+//
+// What an attacker with K sockets on M addresses can do: hold at most
+// min(K, 16·M, 32 per /24 or /64, 64) upgrade slots, each for at most 1 s
+// if it sends nothing and at most HandshakeTimeout (10 s) if it trickles,
+// and only until a newcomer needs the slot. An honest peer then sees its
+// connection admitted at once; its handshake is displaced only if every
+// other slot is further along than its own, which an attacker can arrange
+// only by completing the simopen stage (and for the security stage, sending
+// more handshake bytes) on 63 sockets faster than the honest peer does —
+// paying a round trip and the protocol's bytes per slot. A persistent
+// attacker therefore slows honest peers by at most the handshakes it
+// displaces them from, and the dial side's redial after an early reset
+// (host.Config.ResetRetries) retries those. Not built: a cost that grows
+// for a source that keeps failing.
 //
 // # Observability
 //
