@@ -179,30 +179,11 @@ func TestListenWhileTimeWaitOnPort(t *testing.T) {
 
 	// B reads each connection to EOF before closing it, so A closes first.
 	server := New(Config{})
-	var bl *Listener
-	if err := pair.B.Do(func() (err error) {
-		bl, err = server.Listen(context.Background(), ma.StringCast("/ip4/0.0.0.0/tcp/0"))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	defer func() { bl.Close(); <-served }()
-	go func() {
-		defer close(served)
-		for {
-			c, err := bl.Accept()
-			if err != nil {
-				return
-			}
-			io.Copy(io.Discard, c)
-			c.Close()
-		}
-	}()
+	dst := drainServer(t, pair.B, server)
 
 	var dialed, in *Conn
 	if err := pair.A.Do(func() (err error) {
-		dialed, err = old.Dial(context.Background(), ma.StringCast(fmt.Sprintf("/ip4/%s/tcp/%d", pair.B.Addr, bl.Addr().(*net.TCPAddr).Port)))
+		dialed, err = old.Dial(context.Background(), dst)
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -405,29 +405,7 @@ func TestDialAfterTimeWait(t *testing.T) {
 func testDialAfterTimeWait(t *testing.T, pair *netlab.Pair, wantFallback bool) {
 	a := newSimPeer(t, pair.A, "/ip4/0.0.0.0/tcp/0")
 	defer a.stop()
-	// B reads each accepted connection to EOF before closing it, so A
-	// closes first and the TIME-WAIT is A's.
-	var bl *Listener
-	if err := pair.B.Do(func() (err error) {
-		bl, err = New(Config{}).Listen(context.Background(), ma.StringCast("/ip4/0.0.0.0/tcp/0"))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	defer func() { bl.Close(); <-served }()
-	go func() {
-		defer close(served)
-		for {
-			c, err := bl.Accept()
-			if err != nil {
-				return
-			}
-			io.Copy(io.Discard, c)
-			c.Close()
-		}
-	}()
-	dst := ma.StringCast(fmt.Sprintf("/ip4/%s/tcp/%d", pair.B.Addr, bl.Addr().(*net.TCPAddr).Port))
+	dst := drainServer(t, pair.B, New(Config{}))
 	dial := func() *Conn {
 		t.Helper()
 		var c *Conn
@@ -477,4 +455,33 @@ func testDialAfterTimeWait(t *testing.T, pair *netlab.Pair, wantFallback bool) {
 		t.Errorf("dial after TIME-WAIT: Fallback=%v (%v) FromListenPort=%v; want false, true (the kernel reuses the TIME-WAIT 4-tuple)",
 			info.Fallback, info.FallbackCause, info.FromListenPort)
 	}
+}
+
+// drainServer listens with tr on an ephemeral port in h's namespace and reads each
+// accepted connection to EOF before closing it, so the dialer closes first
+// and the TIME-WAIT is the dialer's. It returns the multiaddr to dial; the
+// server stops at cleanup.
+func drainServer(t *testing.T, h *netlab.Host, tr *Transport) ma.Multiaddr {
+	t.Helper()
+	var bl *Listener
+	if err := h.Do(func() (err error) {
+		bl, err = tr.Listen(context.Background(), ma.StringCast("/ip4/0.0.0.0/tcp/0"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	t.Cleanup(func() { bl.Close(); <-served })
+	go func() {
+		defer close(served)
+		for {
+			c, err := bl.Accept()
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	return ma.StringCast(fmt.Sprintf("/ip4/%s/tcp/%d", h.Addr, bl.Addr().(*net.TCPAddr).Port))
 }
