@@ -83,6 +83,7 @@ func TestFaults(t *testing.T) {
 		{"noread-frozen-short", func(t *testing.T, l *lab) { testFrozen(t, l, true) }},
 		{"noread-frozen-default", func(t *testing.T, l *lab) { testFrozen(t, l, false) }},
 		{"load", testLoad},
+		{"load-subnets", testFloodManySubnets},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()

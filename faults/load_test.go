@@ -113,16 +113,7 @@ func testLoad(t *testing.T, l *lab) {
 
 	var st stateReply
 	s.Must(&st, "state", honest.ID)
-	var ls upgrader.ListenerStats
-	for _, x := range st.Listeners {
-		ls.Accepted += x.Accepted
-		ls.Upgraded += x.Upgraded
-		ls.Failed += x.Failed
-		ls.RefusedInFlight += x.RefusedInFlight
-		ls.RefusedPerIP += x.RefusedPerIP
-		ls.RefusedBacklog += x.RefusedBacklog
-		ls.PeakInFlight = max(ls.PeakInFlight, x.PeakInFlight)
-	}
+	ls := sumListeners(st.Listeners)
 	t.Logf("flood: %+v; server listener: %+v; honest during: ok=%v after %d attempts, %v; honest after: %q in %v",
 		fr, ls, duringOK, attempts, duringTook, ra.Err, ra.First)
 
@@ -151,17 +142,17 @@ func testLoad(t *testing.T, l *lab) {
 	}
 
 	r.Runs = 1
-	r.Outcome = fmt.Sprintf("one address, %d attempts in 100 ms: %d held a slot (limit %d), %d refused; then %d attempts: %d connected (%d refused at once, %d held a slot, %d closed by the server later), %d connect errors; server: peak %d upgrades in flight (limit %d), refused %d in-flight + %d per-IP; honest peer during: %v (attempt %d), after: %v",
+	r.Outcome = fmt.Sprintf("one address, %d attempts in 100 ms: %d held a slot (limit %d), %d refused; then %d attempts: %d connected (%d refused at once, %d held a slot, %d closed by the server later), %d connect errors; server: peak %d upgrades in flight (limit %d), refused %d in-flight + %d per-IP + %d per-/24, %d evicted; honest peer during: %v (attempt %d), after: %v",
 		hot.Attempts, hot.Held, upgrader.DefaultMaxInboundUpgradesPerIP, hot.Refused, fr.Attempts, fr.Connected, fr.Refused, fr.Held, fr.Dropped, fr.ConnectFailed, ls.PeakInFlight, upgrader.DefaultMaxInboundUpgrades,
-		ls.RefusedInFlight, ls.RefusedPerIP, okWord(duringOK), attempts, okWord(ra.Err == ""))
+		ls.RefusedInFlight, ls.RefusedPerIP, ls.RefusedSubnet, ls.Evicted, okWord(duringOK), attempts, okWord(ra.Err == ""))
 	r.Timings = fmt.Sprintf("flood %s; refused closed after p50 %s, p99 %s, max %s (bound %v); honest during connected after %s; fds %d→%d, goroutines %d→%d",
 		ms(fr.Dur), ms(fr.RefusedP50), ms(fr.RefusedP99), ms(fr.RefusedMax), loadRefusedBound, ms(duringTook), baseFDs, fds, base.Goroutines, usage.Goroutines)
 
 	if ls.PeakInFlight > upgrader.DefaultMaxInboundUpgrades {
 		t.Errorf("peak upgrades in flight %d, want ≤ %d", ls.PeakInFlight, upgrader.DefaultMaxInboundUpgrades)
 	}
-	if ls.RefusedInFlight+ls.RefusedPerIP == 0 || fr.Refused == 0 {
-		t.Errorf("nothing refused (server %d+%d, flooder saw %d): the flood did not reach the limits", ls.RefusedInFlight, ls.RefusedPerIP, fr.Refused)
+	if ls.RefusedInFlight+ls.RefusedPerIP+ls.RefusedSubnet == 0 || fr.Refused == 0 {
+		t.Errorf("nothing refused (server %d+%d+%d, flooder saw %d): the flood did not reach the limits", ls.RefusedInFlight, ls.RefusedPerIP, ls.RefusedSubnet, fr.Refused)
 	}
 	if fr.RefusedMax > loadRefusedBound {
 		t.Errorf("a refused attempt was closed %v after its connect, want < %v", fr.RefusedMax, loadRefusedBound)
