@@ -3,6 +3,7 @@ package upgrader
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -10,14 +11,16 @@ import (
 // admission bounds the inbound upgrades in flight: overall, per source IP
 // and per source subnet (/24 for IPv4, /64 for IPv6). It never queues.
 //
-// The per-source limits refuse: they bound one source's share of the
-// pool. The overall limit does not starve newcomers: when it is full, a
-// newcomer displaces the unauthenticated upgrade that has made the least
-// progress (earliest stage, then fewest bytes received, then oldest), so a
-// pool full of silent or trickling sockets still admits an honest peer,
-// whose handshake advances past theirs at once. An upgrade whose security
-// handshake has authenticated the peer is never displaced; when every slot
-// holds one, the newcomer is refused.
+// No limit starves newcomers: when one is full, a newcomer displaces the
+// unauthenticated upgrade that has made the least progress (earliest
+// stage, then fewest bytes received, then oldest) among those the limit
+// counts: the same address for the per-IP limit, the same subnet for the
+// per-subnet one, all of them for the overall one. So a pool full of
+// silent or trickling sockets still admits an honest peer, whose handshake
+// advances past theirs at once, even one behind the attacker's address or
+// in its subnet; and one source still holds at most its share. An upgrade
+// whose security handshake has authenticated the peer is never displaced;
+// when every slot a limit counts holds one, the newcomer is refused.
 //
 // What an attacker with K sockets on M addresses can do: hold at most
 // min(K, M × MaxInboundUpgradesPerIP, subnets × MaxInboundUpgradesPerSubnet)
@@ -124,32 +127,52 @@ func subnetOf(ip netip.Addr) netip.Prefix {
 	return p
 }
 
-// acquire takes a slot for ip, evicting the least-advanced unauthenticated
-// upgrade when the pool is full. evict is how the new slot's own upgrade is
+// acquire takes a slot for ip, evicting for each full limit the
+// least-advanced unauthenticated upgrade that limit counts. evict is how the new slot's own upgrade is
 // ended should it be displaced later.
 func (a *admission) acquire(ip netip.Addr, evict func()) (*slot, refusal) {
 	ip = ip.Unmap()
 	sub := subnetOf(ip)
 	a.mu.Lock()
-	switch {
-	case a.perIP[ip] >= a.maxPerIP:
-		a.mu.Unlock()
-		a.refusedPerIP.Add(1)
-		return nil, overPerIP
-	case a.perSub[sub] >= a.maxPerSubnet:
-		a.mu.Unlock()
-		a.refusedSubnet.Add(1)
-		return nil, overPerSubnet
-	}
-	var victim *slot
-	if a.inFlight >= a.maxInFlight {
-		victim = a.victimLocked()
-		if victim == nil {
-			a.mu.Unlock()
-			a.refusedGlobal.Add(1)
-			return nil, overGlobal
+	var victims []*slot
+	take := func(full bool, in func(*slot) bool, refused *atomic.Uint64) bool {
+		if !full {
+			return true
 		}
-		a.dropLocked(victim)
+		v := a.victimLocked(in, victims)
+		if v == nil {
+			refused.Add(1)
+			return false
+		}
+		victims = append(victims, v)
+		return true
+	}
+	// Evicting for one limit frees a slot for the wider ones too, so each
+	// limit counts what the earlier evictions left.
+	left := func(n int, in func(*slot) bool) int {
+		for _, v := range victims {
+			if in(v) {
+				n--
+			}
+		}
+		return n
+	}
+	sameIP := func(x *slot) bool { return x.ip == ip }
+	sameSub := func(x *slot) bool { return x.subnet == sub }
+	anySlot := func(*slot) bool { return true }
+	switch {
+	case !take(a.perIP[ip] >= a.maxPerIP, sameIP, &a.refusedPerIP):
+		a.mu.Unlock()
+		return nil, overPerIP
+	case !take(left(a.perSub[sub], sameSub) >= a.maxPerSubnet, sameSub, &a.refusedSubnet):
+		a.mu.Unlock()
+		return nil, overPerSubnet
+	case !take(left(a.inFlight, anySlot) >= a.maxInFlight, anySlot, &a.refusedGlobal):
+		a.mu.Unlock()
+		return nil, overGlobal
+	}
+	for _, v := range victims {
+		a.dropLocked(v)
 		a.evicted.Add(1)
 	}
 	a.nextSeq++
@@ -162,22 +185,24 @@ func (a *admission) acquire(ip netip.Addr, evict func()) (*slot, refusal) {
 		a.peak.Store(n) // under mu, so no lost update
 	}
 	a.mu.Unlock()
-	if victim != nil && victim.evict != nil {
-		victim.evict()
+	for _, v := range victims {
+		if v.evict != nil {
+			v.evict()
+		}
 	}
 	return s, admitted
 }
 
-// victimLocked is the unauthenticated slot with the least progress: the
-// earliest stage, then the fewest bytes, then the oldest; nil if every slot
-// is authenticated.
-func (a *admission) victimLocked() *slot {
+// victimLocked is the unauthenticated slot for which in is true, not
+// already chosen, with the least progress: the earliest stage, then the
+// fewest bytes, then the oldest; nil if there is none.
+func (a *admission) victimLocked(in func(*slot) bool, chosen []*slot) *slot {
 	var v *slot
 	var vStage int32
 	var vBytes int64
 	for s := range a.slots {
 		st, b := s.stage.Load(), s.bytes.Load()
-		if st >= progressAuthenticated {
+		if st >= progressAuthenticated || !in(s) || slices.Contains(chosen, s) {
 			continue
 		}
 		if v == nil || st < vStage || st == vStage && (b < vBytes || b == vBytes && s.seq < v.seq) {

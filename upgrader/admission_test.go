@@ -17,6 +17,9 @@ func TestAdmissionLimits(t *testing.T) {
 		t.Fatalf("first acquire: got refusal %d, want admitted", why)
 	}
 	s2, _ := a.acquire(ip1, nil)
+	// Both of ip1's upgrades authenticated: its limit can displace none.
+	s1.advance(progressAuthenticated)
+	s2.advance(progressAuthenticated)
 	if _, why := a.acquire(ip1, nil); why != overPerIP {
 		t.Fatalf("third acquire from one IP: got %d, want overPerIP", why)
 	}
@@ -29,9 +32,7 @@ func TestAdmissionLimits(t *testing.T) {
 		t.Fatalf("other IP: got %d, want admitted", why)
 	}
 	// Full, and every upgrade authenticated: nothing may be displaced.
-	for _, s := range []*slot{s1, s2, s3} {
-		s.advance(progressAuthenticated)
-	}
+	s3.advance(progressAuthenticated)
 	if _, why := a.acquire(netip.MustParseAddr("10.0.2.3"), nil); why != overGlobal {
 		t.Fatalf("over global limit with all authenticated: got %d, want overGlobal", why)
 	}
@@ -56,12 +57,49 @@ func TestAdmissionLimits(t *testing.T) {
 	}
 }
 
+// TestAdmissionPerSourceEvictsWithinSource: a full per-IP or per-subnet
+// limit displaces the least-advanced upgrade of that same source, never
+// another source's, so an honest peer behind an attacker's address or in
+// its subnet still gets a slot while the source keeps at most its share.
+func TestAdmissionPerSourceEvictsWithinSource(t *testing.T) {
+	a := newAdmission(100, 2, 3)
+	gone := map[string]bool{}
+	take := func(name, ip string) *slot {
+		s, why := a.acquire(netip.MustParseAddr(ip), func() { gone[name] = true })
+		if why != admitted {
+			t.Fatalf("%s: refusal %d, want admitted", name, why)
+		}
+		return s
+	}
+	take("other subnet", "198.51.100.1")
+	take("silent", "192.0.2.1")
+	moving := take("moving", "192.0.2.1")
+	moving.received(40)
+	take("honest behind the same address", "192.0.2.1")
+	if !gone["silent"] || gone["moving"] || gone["other subnet"] {
+		t.Fatalf("evicted %v, want only the silent upgrade of the full address", gone)
+	}
+	take("neighbour", "192.0.2.7") // the /24 now holds 3: full
+	take("second neighbour", "192.0.2.8")
+	if len(gone) != 2 || gone["other subnet"] {
+		t.Fatalf("evicted %v, want one more upgrade from the full /24 and none from elsewhere", gone)
+	}
+	if n := a.perSub[subnetOf(netip.MustParseAddr("192.0.2.1"))]; n != 3 {
+		t.Fatalf("the /24 holds %d upgrades, want its limit 3", n)
+	}
+	if got := a.refusedPerIP.Load() + a.refusedSubnet.Load(); got != 0 {
+		t.Fatalf("%d refusals, want none while something could be evicted", got)
+	}
+}
+
 func TestAdmissionPerSubnet(t *testing.T) {
 	a := newAdmission(100, 100, 3)
 	for i := range 3 {
-		if _, why := a.acquire(netip.MustParseAddr(fmt.Sprintf("192.0.2.%d", i+1)), nil); why != admitted {
+		s, why := a.acquire(netip.MustParseAddr(fmt.Sprintf("192.0.2.%d", i+1)), nil)
+		if why != admitted {
 			t.Fatalf("address %d of the /24: refusal %d, want admitted", i, why)
 		}
+		s.advance(progressAuthenticated) // nothing to evict: the limit refuses
 	}
 	if _, why := a.acquire(netip.MustParseAddr("192.0.2.200"), nil); why != overPerSubnet {
 		t.Fatalf("4th address of one /24: got %d, want overPerSubnet", why)
@@ -70,9 +108,11 @@ func TestAdmissionPerSubnet(t *testing.T) {
 		t.Fatalf("next /24: got %d, want admitted", why)
 	}
 	for i := range 3 {
-		if _, why := a.acquire(netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", i+1)), nil); why != admitted {
+		s, why := a.acquire(netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", i+1)), nil)
+		if why != admitted {
 			t.Fatalf("address %d of the /64: refusal %d, want admitted", i, why)
 		}
+		s.advance(progressAuthenticated)
 	}
 	if _, why := a.acquire(netip.MustParseAddr("2001:db8::ffff:1"), nil); why != overPerSubnet {
 		t.Fatalf("4th address of one /64: got %d, want overPerSubnet", why)

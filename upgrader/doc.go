@@ -47,10 +47,13 @@
 // counted in Stats and reported as an InboundRefused event; nothing queues
 // without bound.
 //
-// The overall limit does not refuse while it can evict: a newcomer
-// displaces the unauthenticated upgrade that has made the least progress
-// (no byte yet, then the simopen stage, then the security handshake; fewer
-// bytes received first; the oldest among equals). The displaced upgrade
+// A full limit does not refuse while it can evict: a newcomer displaces
+// the unauthenticated upgrade that has made the least progress (no byte
+// yet, then the simopen stage, then the security handshake; fewer bytes
+// received first; the oldest among equals) among those the limit counts:
+// the same address, the same subnet, or all. So an honest peer behind an
+// attacker's address or in its subnet is admitted too, and one source
+// still holds at most its share. The displaced upgrade
 // fails with ErrEvicted (counted in Stats.Evicted). An upgrade whose peer
 // the security handshake has authenticated is never displaced; only when
 // all 64 are authenticated is a newcomer refused (ErrAdmissionRefused). A

@@ -23,11 +23,12 @@ import (
 // upgrades run at once, at most Config.MaxInboundUpgradesPerIP from one
 // source address and Config.MaxInboundUpgradesPerSubnet from one /24 or
 // /64, and at most Config.AcceptBacklog upgraded connections wait for
-// Accept. A connection over a per-source or backlog limit is closed at
-// once, before a byte is read, and counted in Stats; nothing queues without
-// bound. When only the overall limit is full, the newcomer displaces the
-// unauthenticated upgrade that has made the least progress (see admission),
-// which fails with ErrEvicted; an authenticated one is never displaced. A
+// Accept. When a limit is full, the newcomer displaces the unauthenticated
+// upgrade that limit counts which has made the least progress (see
+// admission), and that one fails with ErrEvicted; an authenticated one is
+// never displaced. A connection no limit can make room for, or over the
+// backlog, is closed at once, before a byte is read, and counted in Stats;
+// nothing queues without bound. A
 // dialer speaks first, so an inbound connection that sends nothing within
 // Config.FirstByteTimeout (1 s) fails with ErrFirstByteTimeout.
 //
