@@ -2,9 +2,11 @@ package faults
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -83,7 +85,17 @@ func TestFaults(t *testing.T) {
 		{"noread-frozen-short", func(t *testing.T, l *lab) { testFrozen(t, l, true) }},
 		{"noread-frozen-default", func(t *testing.T, l *lab) { testFrozen(t, l, false) }},
 		{"load", testLoad},
-		{"load-subnets", testFloodManySubnets},
+		{"load-subnets", func(t *testing.T, l *lab) { testFloodManySubnets(t, l, 0) }},
+		{"load-subnets-trickle", func(t *testing.T, l *lab) {
+			// Known to fail (issue 14): 13 to 15 of 15 honest attempts get
+			// through, so CI would fail at random. A newcomer is evicted in
+			// its first microseconds, before its first bytes are read, when
+			// every older slot has read at least one trickled byte.
+			if os.Getenv("CONCORD_FAULTS_KNOWN_FAILING") == "" {
+				t.Skip("known failing (issue 14, FAULTS.md): set CONCORD_FAULTS_KNOWN_FAILING=1 to run it")
+			}
+			testFloodManySubnets(t, l, 50*time.Millisecond)
+		}},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()

@@ -85,16 +85,22 @@ func subnetAddrs(t *testing.T, pair *netlab.Pair, h *netlab.Host, n int) []netip
 	return addrs
 }
 
-func testFloodManySubnets(t *testing.T, l *lab) {
-	r := l.row(t, fmt.Sprintf("flood from many subnets: %d silent sockets from %d addresses in %d /24s over %v, %d honest connects during it",
-		floodNetsIPs*floodNetsPerIP, floodNetsIPs, floodNetsIPs, floodNetsSpread, floodNetsHonest), "002, 004")
+// testFloodManySubnets runs the flood with silent sockets (trickle 0) or
+// sockets that trickle the multistream header one byte every trickle,
+// which pass the first-byte timeout and keep their handshakes alive.
+func testFloodManySubnets(t *testing.T, l *lab, trickle time.Duration) {
+	what, port, opts := "silent sockets", 48002, []any(nil)
+	if trickle > 0 {
+		what, port, opts = fmt.Sprintf("sockets trickling the multistream header (1 byte every %v)", trickle), 48003, []any{fmt.Sprintf("trickle=%v", trickle)}
+	}
+	r := l.row(t, fmt.Sprintf("flood from many subnets: %d %s from %d addresses in %d /24s over %v, %d honest connects during it",
+		floodNetsIPs*floodNetsPerIP, what, floodNetsIPs, floodNetsIPs, floodNetsSpread, floodNetsHonest), "002, 004")
 	pair := netlab.NewPair(t)
 	ips := subnetAddrs(t, pair, pair.A, floodNetsIPs)
 	var ipList []string
 	for _, a := range ips {
 		ipList = append(ipList, a.String())
 	}
-	const port = 48002
 	s := l.prog.Start(t, pair.B, nspeer.Options{Name: "server", Port: port})
 	flooder := l.prog.Start(t, pair.A, nspeer.Options{Name: "flooder"})
 	// One host per honest attempt: a host that is connected answers
@@ -106,7 +112,7 @@ func testFloodManySubnets(t *testing.T, l *lab) {
 		honest[i] = l.prog.Start(t, pair.A, nspeer.Options{Name: fmt.Sprintf("honest-%d", i), Handshake: floodNetsHonestHandshake})
 	}
 
-	ch, err := flooder.Send("flood", fmt.Sprintf("%s:%d", pair.B.Addr, port), strings.Join(ipList, ","), floodNetsPerIP, floodNetsHold, floodNetsSpread)
+	ch, err := flooder.Send("flood", append([]any{fmt.Sprintf("%s:%d", pair.B.Addr, port), strings.Join(ipList, ","), floodNetsPerIP, floodNetsHold, floodNetsSpread}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,10 +34,11 @@ package main
 //	    → ok [ids without any error], failed, dur
 //	rawreceived
 //	    → ids {id: count}, accepted
-//	flood HOST:PORT IPS PERIP HOLD SPREAD
+//	flood HOST:PORT IPS PERIP HOLD SPREAD [trickle=D]
 //	    From each source address in the comma-separated IPS, PERIP TCP
-//	    connections that send nothing and close after HOLD, started evenly
-//	    over SPREAD. → attempts, connected, connectFailed, refused
+//	    connections that send nothing (with trickle=D: the multistream
+//	    header token, over and over, one byte every D) and close after
+//	    HOLD, started evenly over SPREAD. → attempts, connected, connectFailed, refused
 //	    (closed by the server before sending a byte), held (open until
 //	    HOLD), dropped (closed by the server after it sent something),
 //	    refusedP50/P99/Max (connect to close), dur
@@ -536,7 +537,16 @@ func flood(ctx context.Context, args []string) reply {
 	perIP, err1 := strconv.Atoi(args[2])
 	hold, err2 := time.ParseDuration(args[3])
 	spread, err3 := time.ParseDuration(args[4])
-	if err := errors.Join(err1, err2, err3); err != nil {
+	var trickle time.Duration
+	var err4 error
+	for _, a := range args[5:] {
+		if v, ok := strings.CutPrefix(a, "trickle="); ok {
+			trickle, err4 = time.ParseDuration(v)
+		} else {
+			err4 = fmt.Errorf("flood: unknown option %q", a)
+		}
+	}
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return errReply(err)
 	}
 	total := len(ips) * perIP
@@ -564,6 +574,11 @@ func flood(ctx context.Context, args []string) reply {
 				return
 			}
 			defer c.Close()
+			if trickle > 0 {
+				stop := make(chan struct{})
+				defer close(stop)
+				go trickleHeader(c, trickle, stop)
+			}
 			// The server speaks first on an admitted connection (its
 			// multistream header); a refused one is closed before any
 			// byte. Read whatever comes until hold ends or the server
@@ -605,6 +620,25 @@ func flood(ctx context.Context, args []string) reply {
 		"refused": refused, "held": held, "dropped": dropped,
 		"refusedP50": pct(0.5), "refusedP99": pct(0.99), "refusedMax": pct(1),
 		"dur": time.Since(began),
+	}
+}
+
+// trickleHeader writes the multistream header token to c one byte every
+// d, over and over, until stop closes or a write fails: a peer that keeps
+// its handshake just alive.
+func trickleHeader(c net.Conn, d time.Duration, stop <-chan struct{}) {
+	tok := append([]byte{byte(len("/multistream/1.0.0\n"))}, "/multistream/1.0.0\n"...)
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for i := 0; ; i++ {
+		if _, err := c.Write(tok[i%len(tok) : i%len(tok)+1]); err != nil {
+			return
+		}
+		select {
+		case <-t.C:
+		case <-stop:
+			return
+		}
 	}
 }
 
