@@ -59,23 +59,8 @@ func TestBinary(t *testing.T) {
 	t.Run("listen-sigterm", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, "listen", "-listen", "/ip4/127.0.0.1/tcp/0")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		if err != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			t.Fatalf("reading listen's address: %v; stderr %q", err, stderr.String())
-		}
-		if _, err := peer.AddrInfoFromString(strings.TrimSpace(line)); err != nil {
+		cmd, stderr, line := startBinaryListen(t, ctx, bin, "/ip4/127.0.0.1/tcp/0")
+		if _, err := peer.AddrInfoFromString(line); err != nil {
 			t.Errorf("listen printed %q: %v", line, err)
 		}
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
