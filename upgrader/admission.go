@@ -3,7 +3,6 @@ package upgrader
 import (
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -127,52 +126,36 @@ func subnetOf(ip netip.Addr) netip.Prefix {
 	return p
 }
 
-// acquire takes a slot for ip, evicting for each full limit the
-// least-advanced unauthenticated upgrade that limit counts. evict is how the new slot's own upgrade is
-// ended should it be displaced later.
+// acquire takes a slot for ip. When a limit is full it evicts the
+// least-advanced unauthenticated upgrade that limit counts, the narrowest
+// full limit first; one eviction is enough, since the victim counts against
+// every wider limit too. evict is how the new slot's own upgrade is ended
+// should it be displaced later.
 func (a *admission) acquire(ip netip.Addr, evict func()) (*slot, refusal) {
 	ip = ip.Unmap()
 	sub := subnetOf(ip)
 	a.mu.Lock()
-	var victims []*slot
-	take := func(full bool, in func(*slot) bool, refused *atomic.Uint64) bool {
-		if !full {
-			return true
-		}
-		v := a.victimLocked(in, victims)
-		if v == nil {
-			refused.Add(1)
-			return false
-		}
-		victims = append(victims, v)
-		return true
-	}
-	// Evicting for one limit frees a slot for the wider ones too, so each
-	// limit counts what the earlier evictions left.
-	left := func(n int, in func(*slot) bool) int {
-		for _, v := range victims {
-			if in(v) {
-				n--
-			}
-		}
-		return n
-	}
-	sameIP := func(x *slot) bool { return x.ip == ip }
-	sameSub := func(x *slot) bool { return x.subnet == sub }
-	anySlot := func(*slot) bool { return true }
+	var (
+		in      func(*slot) bool // the slots the full limit counts
+		why     refusal
+		refused *atomic.Uint64
+	)
 	switch {
-	case !take(a.perIP[ip] >= a.maxPerIP, sameIP, &a.refusedPerIP):
-		a.mu.Unlock()
-		return nil, overPerIP
-	case !take(left(a.perSub[sub], sameSub) >= a.maxPerSubnet, sameSub, &a.refusedSubnet):
-		a.mu.Unlock()
-		return nil, overPerSubnet
-	case !take(left(a.inFlight, anySlot) >= a.maxInFlight, anySlot, &a.refusedGlobal):
-		a.mu.Unlock()
-		return nil, overGlobal
+	case a.perIP[ip] >= a.maxPerIP:
+		in, why, refused = func(x *slot) bool { return x.ip == ip }, overPerIP, &a.refusedPerIP
+	case a.perSub[sub] >= a.maxPerSubnet:
+		in, why, refused = func(x *slot) bool { return x.subnet == sub }, overPerSubnet, &a.refusedSubnet
+	case a.inFlight >= a.maxInFlight:
+		in, why, refused = func(*slot) bool { return true }, overGlobal, &a.refusedGlobal
 	}
-	for _, v := range victims {
-		a.dropLocked(v)
+	var victim *slot
+	if in != nil {
+		if victim = a.victimLocked(in); victim == nil {
+			a.mu.Unlock()
+			refused.Add(1)
+			return nil, why
+		}
+		a.dropLocked(victim)
 		a.evicted.Add(1)
 	}
 	a.nextSeq++
@@ -185,24 +168,22 @@ func (a *admission) acquire(ip netip.Addr, evict func()) (*slot, refusal) {
 		a.peak.Store(n) // under mu, so no lost update
 	}
 	a.mu.Unlock()
-	for _, v := range victims {
-		if v.evict != nil {
-			v.evict()
-		}
+	if victim != nil && victim.evict != nil {
+		victim.evict()
 	}
 	return s, admitted
 }
 
-// victimLocked is the unauthenticated slot for which in is true, not
-// already chosen, with the least progress: the earliest stage, then the
-// fewest bytes, then the oldest; nil if there is none.
-func (a *admission) victimLocked(in func(*slot) bool, chosen []*slot) *slot {
+// victimLocked is the unauthenticated slot for which in is true with the
+// least progress: the earliest stage, then the fewest bytes, then the
+// oldest; nil if there is none.
+func (a *admission) victimLocked(in func(*slot) bool) *slot {
 	var v *slot
 	var vStage int32
 	var vBytes int64
 	for s := range a.slots {
 		st, b := s.stage.Load(), s.bytes.Load()
-		if st >= progressAuthenticated || !in(s) || slices.Contains(chosen, s) {
+		if st >= progressAuthenticated || !in(s) {
 			continue
 		}
 		if v == nil || st < vStage || st == vStage && (b < vBytes || b == vBytes && s.seq < v.seq) {
