@@ -1,40 +1,59 @@
 package upgrader
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
-func TestAdmissionLimits(t *testing.T) {
-	a := newAdmission(3, 2, 8)
-	ip1 := netip.MustParseAddr("10.0.0.1")
-	ip2 := netip.MustParseAddr("10.0.1.2")
+// newTestAdmission has room for probation larger than any test fills
+// unless it sets the probation limits itself.
+func newTestAdmission(inFlight, perIP, perSubnet int) *admission {
+	return newAdmission(inFlight, perIP, perSubnet, 64, 64)
+}
 
-	s1, why := a.acquire(ip1, nil)
-	if why != admitted {
-		t.Fatalf("first acquire: got refusal %d, want admitted", why)
+// ends records which slots' upgrades were ended, and with what.
+type ends map[string]error
+
+func (e ends) take(t *testing.T, a *admission, name, ip string, want refusal) *slot {
+	t.Helper()
+	s, why := a.acquire(netip.MustParseAddr(ip), func(err error) { e[name] = err })
+	if why != want {
+		t.Fatalf("%s from %s: got %d, want %d", name, ip, why, want)
 	}
-	s2, _ := a.acquire(ip1, nil)
-	// Both of ip1's upgrades authenticated: its limit can displace none.
+	return s
+}
+
+func TestAdmissionLimits(t *testing.T) {
+	a := newTestAdmission(3, 2, 8)
+	e := ends{}
+	s1 := e.take(t, a, "s1", "10.0.0.1", admitted)
+	s2 := e.take(t, a, "s2", "10.0.0.1", admitted)
+	// Both of the address's upgrades authenticated: its limit can displace
+	// none. The newcomer waits on probation, then is refused at its first
+	// bytes.
 	s1.advance(progressAuthenticated)
 	s2.advance(progressAuthenticated)
-	if _, why := a.acquire(ip1, nil); why != overPerIP {
-		t.Fatalf("third acquire from one IP: got %d, want overPerIP", why)
+	third := e.take(t, a, "third", "10.0.0.1", onProbation)
+	if err := third.received(100); !errors.Is(err, ErrAdmissionRefused) {
+		t.Fatalf("third from one address, at its first bytes: %v, want ErrAdmissionRefused", err)
+	}
+	if !errors.Is(e["third"], ErrAdmissionRefused) {
+		t.Fatalf("the refused upgrade was ended with %v", e["third"])
 	}
 	// An IPv4-mapped IPv6 address is the same source.
-	if _, why := a.acquire(netip.MustParseAddr("::ffff:10.0.0.1"), nil); why != overPerIP {
-		t.Fatalf("mapped address: got %d, want overPerIP", why)
+	if s := e.take(t, a, "mapped", "::ffff:10.0.0.1", onProbation); s.received(1) == nil {
+		t.Fatal("mapped address admitted past its address's limit")
 	}
-	s3, why := a.acquire(ip2, nil)
-	if why != admitted {
-		t.Fatalf("other IP: got %d, want admitted", why)
-	}
+	s3 := e.take(t, a, "s3", "10.0.1.2", admitted)
 	// Full, and every upgrade authenticated: nothing may be displaced.
 	s3.advance(progressAuthenticated)
-	if _, why := a.acquire(netip.MustParseAddr("10.0.2.3"), nil); why != overGlobal {
-		t.Fatalf("over global limit with all authenticated: got %d, want overGlobal", why)
+	if s := e.take(t, a, "fourth", "10.0.2.3", onProbation); s.received(1) == nil {
+		t.Fatal("admitted over the global limit with every upgrade authenticated")
 	}
 	if got := a.refusedPerIP.Load(); got != 2 {
 		t.Errorf("refusedPerIP = %d, want 2", got)
@@ -42,18 +61,52 @@ func TestAdmissionLimits(t *testing.T) {
 	if got := a.refusedGlobal.Load(); got != 1 {
 		t.Errorf("refusedGlobal = %d, want 1", got)
 	}
-	s1.release()
-	s1.release() // idempotent: must not release twice
+	if got := a.onProbationNow(); got != 0 {
+		t.Errorf("%d on probation after every newcomer was refused, want 0", got)
+	}
+	s1.finish(true)
+	s1.finish(true) // idempotent: must not free twice
 	if got := a.inFlightNow(); got != 2 {
-		t.Fatalf("inFlight after one release (called twice) = %d, want 2", got)
+		t.Fatalf("inFlight after one finish (called twice) = %d, want 2", got)
 	}
-	if _, why := a.acquire(ip1, nil); why != admitted {
-		t.Fatalf("after release: got %d, want admitted", why)
-	}
-	s2.release()
-	s3.release()
+	e.take(t, a, "after", "10.0.0.1", admitted)
+	s2.finish(true)
+	s3.finish(true)
 	if got := a.peak.Load(); got != 3 {
 		t.Errorf("peak = %d, want 3", got)
+	}
+}
+
+// TestAdmissionSilentNewcomerDisplacesNoOne is the trickle flood: every
+// pool slot has received a byte or two. A newcomer displaces no one until
+// its first bytes arrive, and then only a slot that has fewer; one that
+// brings no more than the least-advanced is refused.
+func TestAdmissionSilentNewcomerDisplacesNoOne(t *testing.T) {
+	a := newTestAdmission(3, 3, 3)
+	e := ends{}
+	for i, n := range []int{2, 1, 3} {
+		s := e.take(t, a, fmt.Sprintf("trickle %d", n), fmt.Sprintf("10.%d.0.1", i), admitted)
+		s.received(n)
+	}
+	honest := e.take(t, a, "honest", "10.9.0.1", onProbation)
+	for i := range 5 {
+		e.take(t, a, "silent", fmt.Sprintf("10.%d.0.1", 20+i), onProbation)
+	}
+	if len(e) != 0 {
+		t.Fatalf("newcomers that sent nothing ended %v", e)
+	}
+	late := e.take(t, a, "trickler", "10.30.0.1", onProbation)
+	if err := late.received(1); err == nil {
+		t.Fatal("a newcomer with 1 byte displaced a slot with 1 byte")
+	}
+	if err := honest.received(48); err != nil {
+		t.Fatalf("honest first flight refused: %v", err)
+	}
+	if !errors.Is(e["trickle 1"], ErrEvicted) || len(e) != 2 {
+		t.Fatalf("ended %v, want the 1-byte trickle evicted and the late trickler refused", e)
+	}
+	if got := a.inFlightNow(); got != 3 {
+		t.Fatalf("in flight %d, want the limit 3", got)
 	}
 }
 
@@ -62,27 +115,24 @@ func TestAdmissionLimits(t *testing.T) {
 // another source's, so an honest peer behind an attacker's address or in
 // its subnet still gets a slot while the source keeps at most its share.
 func TestAdmissionPerSourceEvictsWithinSource(t *testing.T) {
-	a := newAdmission(100, 2, 3)
-	gone := map[string]bool{}
-	take := func(name, ip string) *slot {
-		s, why := a.acquire(netip.MustParseAddr(ip), func() { gone[name] = true })
-		if why != admitted {
-			t.Fatalf("%s: refusal %d, want admitted", name, why)
-		}
-		return s
-	}
-	take("other subnet", "198.51.100.1")
-	take("silent", "192.0.2.1")
-	moving := take("moving", "192.0.2.1")
+	a := newTestAdmission(100, 2, 3)
+	e := ends{}
+	e.take(t, a, "other subnet", "198.51.100.1", admitted)
+	e.take(t, a, "silent", "192.0.2.1", admitted)
+	moving := e.take(t, a, "moving", "192.0.2.1", admitted)
 	moving.received(40)
-	take("honest behind the same address", "192.0.2.1")
-	if !gone["silent"] || gone["moving"] || gone["other subnet"] {
-		t.Fatalf("evicted %v, want only the silent upgrade of the full address", gone)
+	if err := e.take(t, a, "honest behind the same address", "192.0.2.1", onProbation).received(48); err != nil {
+		t.Fatal(err)
 	}
-	take("neighbour", "192.0.2.7") // the /24 now holds 3: full
-	take("second neighbour", "192.0.2.8")
-	if len(gone) != 2 || gone["other subnet"] {
-		t.Fatalf("evicted %v, want one more upgrade from the full /24 and none from elsewhere", gone)
+	if e["silent"] == nil || e["moving"] != nil || e["other subnet"] != nil {
+		t.Fatalf("ended %v, want only the silent upgrade of the full address", e)
+	}
+	e.take(t, a, "neighbour", "192.0.2.7", admitted) // the /24 now holds 3: full
+	if err := e.take(t, a, "second neighbour", "192.0.2.8", onProbation).received(60); err != nil {
+		t.Fatal(err)
+	}
+	if len(e) != 2 || e["other subnet"] != nil {
+		t.Fatalf("ended %v, want one more upgrade from the full /24 and none from elsewhere", e)
 	}
 	if n := a.perSub[subnetOf(netip.MustParseAddr("192.0.2.1"))]; n != 3 {
 		t.Fatalf("the /24 holds %d upgrades, want its limit 3", n)
@@ -93,112 +143,191 @@ func TestAdmissionPerSourceEvictsWithinSource(t *testing.T) {
 }
 
 func TestAdmissionPerSubnet(t *testing.T) {
-	a := newAdmission(100, 100, 3)
-	for i := range 3 {
-		s, why := a.acquire(netip.MustParseAddr(fmt.Sprintf("192.0.2.%d", i+1)), nil)
-		if why != admitted {
-			t.Fatalf("address %d of the /24: refusal %d, want admitted", i, why)
+	a := newTestAdmission(100, 100, 3)
+	e := ends{}
+	for _, prefix := range []string{"192.0.2.", "2001:db8::"} {
+		for i := range 3 {
+			e.take(t, a, "member", fmt.Sprint(prefix, i+1), admitted).advance(progressAuthenticated)
 		}
-		s.advance(progressAuthenticated) // nothing to evict: the limit refuses
-	}
-	if _, why := a.acquire(netip.MustParseAddr("192.0.2.200"), nil); why != overPerSubnet {
-		t.Fatalf("4th address of one /24: got %d, want overPerSubnet", why)
-	}
-	if _, why := a.acquire(netip.MustParseAddr("192.0.3.1"), nil); why != admitted {
-		t.Fatalf("next /24: got %d, want admitted", why)
-	}
-	for i := range 3 {
-		s, why := a.acquire(netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", i+1)), nil)
-		if why != admitted {
-			t.Fatalf("address %d of the /64: refusal %d, want admitted", i, why)
+		s := e.take(t, a, "4th", fmt.Sprint(prefix, 200), onProbation)
+		if err := s.received(10); !errors.Is(err, ErrAdmissionRefused) {
+			t.Fatalf("4th address of one subnet %s: %v, want refused", prefix, err)
 		}
-		s.advance(progressAuthenticated)
 	}
-	if _, why := a.acquire(netip.MustParseAddr("2001:db8::ffff:1"), nil); why != overPerSubnet {
-		t.Fatalf("4th address of one /64: got %d, want overPerSubnet", why)
-	}
-	if _, why := a.acquire(netip.MustParseAddr("2001:db8:0:1::1"), nil); why != admitted {
-		t.Fatalf("next /64: got %d, want admitted", why)
+	e.take(t, a, "next /24", "192.0.3.1", admitted)
+	e.take(t, a, "next /64", "2001:db8:0:1::1", admitted)
+	if got := a.refusedSubnet.Load(); got != 2 {
+		t.Fatalf("refusedSubnet %d, want 2", got)
 	}
 }
 
-// TestAdmissionEvictsLeastProgress: a full pool displaces, in order, the
-// slot that received nothing, then the one with fewer bytes, then the
-// older of equals; a security-stage slot goes after every simopen-stage
-// one, and an authenticated one never.
+// TestAdmissionEvictsLeastProgress: a claim displaces, in order, the slot
+// that received nothing, then the one with fewer bytes, then the older of
+// equals; a security-stage slot is ahead of every simopen-stage newcomer,
+// and an authenticated one is never displaced.
 func TestAdmissionEvictsLeastProgress(t *testing.T) {
-	a := newAdmission(4, 4, 4)
-	evicted := map[string]bool{}
-	take := func(name string) *slot {
-		ip := netip.MustParseAddr(fmt.Sprintf("10.%d.0.1", len(evicted)+len(a.slots)+1))
-		s, why := a.acquire(ip, func() { evicted[name] = true })
-		if why != admitted {
-			t.Fatalf("%s: refusal %d, want admitted", name, why)
-		}
-		return s
-	}
-	auth := take("authenticated")
-	auth.advance(progressAuthenticated)
-	sec := take("security")
+	a := newTestAdmission(5, 5, 5)
+	e := ends{}
+	ip := func() string { return fmt.Sprintf("10.%d.0.1", a.nextSeq+1) }
+	e.take(t, a, "authenticated", ip(), admitted).advance(progressAuthenticated)
+	sec := e.take(t, a, "security", ip(), admitted)
 	sec.received(500)
 	sec.advance(progressSecurity)
-	few := take("few bytes")
-	few.received(3)
-	many := take("many bytes")
-	many.received(30)
+	e.take(t, a, "nothing", ip(), admitted)
+	e.take(t, a, "few bytes", ip(), admitted).received(3)
+	e.take(t, a, "many bytes", ip(), admitted).received(30)
 
-	for _, want := range []string{"few bytes", "many bytes"} {
-		s := take("newcomer " + want)
-		if !evicted[want] {
-			t.Fatalf("a newcomer evicted %v, want %q", evicted, want)
+	for _, want := range []string{"nothing", "few bytes", "many bytes"} {
+		s := e.take(t, a, "newcomer "+want, ip(), onProbation)
+		if err := s.received(1000); err != nil {
+			t.Fatalf("newcomer for %q: %v", want, err)
 		}
-		s.received(1000) // the newcomer's handshake advances past the rest
+		if !errors.Is(e[want], ErrEvicted) {
+			t.Fatalf("a newcomer ended %v, want %q evicted", e, want)
+		}
 		s.advance(progressSecurity)
 	}
-	// Now: authenticated, security (500 bytes, oldest), two newcomers in
-	// security with 1000 bytes. The oldest least-advanced goes.
-	take("third newcomer")
-	if !evicted["security"] {
-		t.Fatalf("evicted %v, want the security-stage slot with the fewest bytes", evicted)
+	// Now: authenticated, and four in the security stage. A newcomer still
+	// in simopen is behind all of them.
+	if err := e.take(t, a, "late", ip(), onProbation).received(1000); !errors.Is(err, ErrAdmissionRefused) {
+		t.Fatalf("a simopen-stage newcomer against security-stage slots: %v, want refused", err)
 	}
-	if evicted["authenticated"] {
-		t.Fatal("an authenticated upgrade was evicted")
+	if e["authenticated"] != nil || e["security"] != nil {
+		t.Fatalf("ended %v: an upgrade ahead of the newcomer was displaced", e)
 	}
 	if got := a.evicted.Load(); got != 3 {
 		t.Fatalf("evicted counter %d, want 3", got)
 	}
-	if got := a.inFlightNow(); got != 4 {
-		t.Fatalf("in flight %d, want the limit 4", got)
+	if got := a.inFlightNow(); got != 5 {
+		t.Fatalf("in flight %d, want the limit 5", got)
+	}
+}
+
+// TestAdmissionProbationFavoursCleanSources: a full probation set loses
+// the newcomer of the source that failed most, then the oldest; a newcomer
+// whose source failed more than everyone there is refused; an address at
+// its probation share replaces its own oldest.
+func TestAdmissionProbationFavoursCleanSources(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := newAdmission(1, 1, 1, 3, 2)
+		e := ends{}
+		e.take(t, a, "holder", "10.0.0.1", admitted)
+		now := time.Now()
+		a.mu.Lock()
+		for range 5 {
+			a.failLocked(netip.MustParseAddr("10.1.0.1"), now) // score 5
+		}
+		a.failLocked(netip.MustParseAddr("10.2.0.1"), now) // score 1
+		a.mu.Unlock()
+
+		e.take(t, a, "bad", "10.1.0.1", onProbation)
+		e.take(t, a, "mild", "10.2.0.1", onProbation)
+		e.take(t, a, "clean", "10.3.0.1", onProbation)
+		e.take(t, a, "newcomer", "10.4.0.1", onProbation)
+		if !errors.Is(e["bad"], ErrEvicted) || len(e) != 1 {
+			t.Fatalf("ended %v, want the worst source's probation place taken", e)
+		}
+		if s, why := a.acquire(netip.MustParseAddr("10.1.0.1"), nil); s != nil || why != overProbation {
+			t.Fatalf("the worst source, against cleaner ones on probation: %d, want overProbation", why)
+		}
+		e.take(t, a, "mild 2", "10.2.0.1", onProbation) // displaces mild (score 1, highest)
+		e.take(t, a, "mild 3", "10.2.0.1", onProbation) // the address's share of 2: its own oldest goes
+		if !errors.Is(e["mild"], ErrEvicted) || !errors.Is(e["mild 2"], ErrEvicted) || e["clean"] != nil || e["newcomer"] != nil {
+			t.Fatalf("ended %v", e)
+		}
+		if got := a.dropped.Load(); got != 3 {
+			t.Fatalf("dropped %d, want 3", got)
+		}
+		if got := a.onProbationNow(); got != 3 {
+			t.Fatalf("on probation %d, want the limit 3", got)
+		}
+	})
+}
+
+// TestAdmissionFailingSourceCost: failures shrink a source's per-IP limit,
+// halving it per costStep of score; the score halves every sourceHalfLife,
+// and a success clears it.
+func TestAdmissionFailingSourceCost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := newTestAdmission(100, 16, 100)
+		ip := netip.MustParseAddr("10.0.0.1")
+		limit := func() int {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return a.perIPLimitLocked(ip, time.Now())
+		}
+		for range 2 * costStep {
+			s, _ := a.acquire(ip, nil)
+			s.finish(false)
+		}
+		if got := limit(); got != 4 {
+			t.Fatalf("after %d failures the limit is %d, want 16/4", 2*costStep, got)
+		}
+		time.Sleep(sourceHalfLife)
+		if got := limit(); got != 8 {
+			t.Fatalf("one half-life later the limit is %d, want 8", got)
+		}
+		for range 100 {
+			s, _ := a.acquire(ip, nil)
+			s.finish(false)
+		}
+		if got := limit(); got != 1 {
+			t.Fatalf("after many failures the limit is %d, want at least 1", got)
+		}
+		s, _ := a.acquire(ip, nil)
+		s.finish(true)
+		if got := limit(); got != 16 {
+			t.Fatalf("after a success the limit is %d, want 16", got)
+		}
+	})
+}
+
+// TestAdmissionRemembersBoundedSources: a flood of failing addresses does
+// not grow the score table past maxSources.
+func TestAdmissionRemembersBoundedSources(t *testing.T) {
+	a := newTestAdmission(100, 100, 100)
+	for i := range 3 * maxSources {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		s, _ := a.acquire(ip, nil)
+		s.finish(false)
+	}
+	if n := len(a.sources); n > maxSources {
+		t.Fatalf("%d sources remembered, want at most %d", n, maxSources)
 	}
 }
 
 func TestAdmissionConcurrent(t *testing.T) {
 	const limit = 8
-	a := newAdmission(limit, limit, limit)
+	a := newAdmission(limit, limit, limit, limit, limit)
 	ip := netip.MustParseAddr("127.0.0.1")
 	var wg sync.WaitGroup
-	for range 64 {
+	for g := range 64 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range 200 {
-				if s, why := a.acquire(ip, nil); why == admitted {
-					if n := a.inFlightNow(); n > limit {
-						t.Errorf("in flight %d > limit %d", n, limit)
-					}
-					s.release()
+			for i := range 200 {
+				s, why := a.acquire(ip, nil)
+				if s == nil {
+					continue
 				}
+				if why == onProbation {
+					_ = s.received(1 + i%7)
+				}
+				if n := a.inFlightNow(); n > limit {
+					t.Errorf("in flight %d > limit %d", n, limit)
+				}
+				s.finish(g%2 == 0)
 			}
 		}()
 	}
 	wg.Wait()
 	if got := a.inFlightNow(); got != 0 {
-		t.Fatalf("in flight after all released = %d, want 0", got)
+		t.Fatalf("in flight after all finished = %d, want 0", got)
 	}
 	if got := a.peak.Load(); got > limit {
 		t.Fatalf("peak %d > limit %d", got, limit)
 	}
-	if len(a.perIP) != 0 || len(a.perSub) != 0 || len(a.slots) != 0 {
-		t.Fatalf("maps not emptied: %v %v %d slots", a.perIP, a.perSub, len(a.slots))
+	if len(a.perIP) != 0 || len(a.perSub) != 0 || len(a.slots) != 0 || len(a.probation) != 0 || len(a.probIP) != 0 {
+		t.Fatalf("maps not emptied: %v %v %d slots %d on probation", a.perIP, a.perSub, len(a.slots), len(a.probation))
 	}
 }

@@ -26,6 +26,8 @@ const (
 	DefaultMaxInboundUpgradesPerIP     = 16
 	DefaultMaxInboundUpgradesPerSubnet = 32
 	DefaultFirstByteTimeout            = time.Second
+	DefaultMaxInboundProbation         = 32
+	DefaultMaxInboundProbationPerIP    = 4
 	DefaultAcceptBacklog               = 64
 )
 
@@ -70,6 +72,13 @@ type Config struct {
 	// byte (the dialer speaks first). If zero, DefaultFirstByteTimeout
 	// (1 s); negative: none beyond the stage and handshake timeouts.
 	FirstByteTimeout time.Duration
+	// MaxInboundProbation bounds the connections that found a limit full
+	// and wait for their first bytes to claim a place (see Listener). If
+	// zero, DefaultMaxInboundProbation (32).
+	MaxInboundProbation int
+	// MaxInboundProbationPerIP bounds them per source IP address. If
+	// zero, DefaultMaxInboundProbationPerIP (4).
+	MaxInboundProbationPerIP int
 	// AcceptBacklog bounds the upgraded connections a Listener holds that
 	// Accept has not returned yet. If zero, DefaultAcceptBacklog (64).
 	AcceptBacklog int
@@ -183,6 +192,12 @@ func (cfg Config) populate() (Config, error) {
 	if cfg.MaxInboundUpgradesPerSubnet == 0 {
 		cfg.MaxInboundUpgradesPerSubnet = DefaultMaxInboundUpgradesPerSubnet
 	}
+	if cfg.MaxInboundProbation == 0 {
+		cfg.MaxInboundProbation = DefaultMaxInboundProbation
+	}
+	if cfg.MaxInboundProbationPerIP == 0 {
+		cfg.MaxInboundProbationPerIP = DefaultMaxInboundProbationPerIP
+	}
 	if cfg.FirstByteTimeout == 0 {
 		cfg.FirstByteTimeout = DefaultFirstByteTimeout
 	}
@@ -192,7 +207,8 @@ func (cfg Config) populate() (Config, error) {
 	if cfg.HandshakeTimeout < 0 || cfg.StageTimeouts.Simopen < 0 || cfg.StageTimeouts.Security < 0 || cfg.StageTimeouts.Muxer < 0 {
 		return cfg, fmt.Errorf("%w: timeouts must not be negative", ErrInvalidConfig)
 	}
-	if cfg.MaxInboundUpgrades < 0 || cfg.MaxInboundUpgradesPerIP < 0 || cfg.MaxInboundUpgradesPerSubnet < 0 || cfg.AcceptBacklog < 0 {
+	if cfg.MaxInboundUpgrades < 0 || cfg.MaxInboundUpgradesPerIP < 0 || cfg.MaxInboundUpgradesPerSubnet < 0 || cfg.AcceptBacklog < 0 ||
+		cfg.MaxInboundProbation < 0 || cfg.MaxInboundProbationPerIP < 0 {
 		return cfg, fmt.Errorf("%w: limits must not be negative", ErrInvalidConfig)
 	}
 	return cfg, nil

@@ -41,38 +41,62 @@
 // A Listener upgrades concurrently, so one slow peer never stalls others,
 // and bounds what it holds: at most MaxInboundUpgrades (64) upgrades at
 // once, MaxInboundUpgradesPerIP (16) from one address,
-// MaxInboundUpgradesPerSubnet (32) from one /24 or /64, AcceptBacklog (64)
-// upgraded connections waiting for Accept. Over a per-source or backlog
-// limit the raw connection is closed at once, before a byte is read,
-// counted in Stats and reported as an InboundRefused event; nothing queues
-// without bound.
+// MaxInboundUpgradesPerSubnet (32) from one /24 or /64, MaxInboundProbation
+// (32) connections on probation, MaxInboundProbationPerIP (4) of them from
+// one address, and AcceptBacklog (64) upgraded connections waiting for
+// Accept. Nothing queues without bound; every refusal and displacement is
+// counted in ListenerStats and reported as an InboundRefused event (at the
+// door) or an UpgradeFinished error (later).
 //
-// A full limit does not refuse while it can evict: a newcomer displaces
-// the unauthenticated upgrade that has made the least progress (no byte
-// yet, then the simopen stage, then the security handshake; fewer bytes
-// received first; the oldest among equals) among those the limit counts:
-// the same address, the same subnet, or all. So an honest peer behind an
-// attacker's address or in its subnet is admitted too, and one source
-// still holds at most its share. The displaced upgrade
-// fails with ErrEvicted (counted in Stats.Evicted). An upgrade whose peer
-// the security handshake has authenticated is never displaced; only when
-// all 64 are authenticated is a newcomer refused (ErrAdmissionRefused). A
-// dialer speaks first, so an inbound connection that sends nothing within
-// FirstByteTimeout (1 s) fails with ErrFirstByteTimeout.
+// A full limit neither refuses a newcomer nor lets it displace anyone yet:
+// the newcomer goes on probation and its upgrade starts reading. A dialer
+// speaks first, so at its first read (which takes up to 512 bytes, the
+// whole first flight) the newcomer claims a place: it displaces the
+// unauthenticated upgrade that has made the least progress (no byte yet,
+// then the simopen stage, then the security handshake; fewer bytes
+// received first; the oldest among equals) among those the full limit
+// counts — the same address, the same subnet, or all — provided that one
+// has made less progress than the newcomer; the displaced upgrade fails
+// with ErrEvicted. Otherwise the newcomer is refused (ErrAdmissionRefused,
+// naming the limit). So an honest peer behind an attacker's address or in
+// its subnet is admitted too, one source still holds at most its share, a
+// newcomer that sends nothing displaces no one, and one whose first flight
+// is no more than a trickle's cannot push a trickle out. An upgrade whose
+// peer the security handshake has authenticated is never displaced. An
+// inbound connection that sends nothing within FirstByteTimeout (1 s)
+// fails with ErrFirstByteTimeout, on probation or not.
+//
+// Probation is bounded too. When it is full, the newcomer takes the place
+// of the same address's oldest newcomer if that address has its probation
+// share, else of the newcomer whose address has the highest failure score
+// (then the oldest); a newcomer whose own address scores higher than
+// everyone's on probation is refused at once (Stats.RefusedProbation).
+//
+// Failing costs more each time. Each upgrade from an address that fails
+// (displaced, timed out, refused, a protocol error) adds 1 to the
+// address's score, which halves every 30 s; a success clears it. Each 8
+// points halve the address's per-IP limit (16, 8, 4, 2, then 1); and the
+// score decides who loses probation, as above. An honest peer that has not
+// failed outranks on probation every address of a flood that has; at most
+// 4096 addresses are remembered (the least-scored are forgotten first).
 //
 // What an attacker with K sockets on M addresses can do: hold at most
-// min(K, 16·M, 32 per /24 or /64, 64) upgrade slots, each for at most 1 s
-// if it sends nothing and at most HandshakeTimeout (10 s) if it trickles,
-// and only until a newcomer needs the slot. An honest peer then sees its
-// connection admitted at once; its handshake is displaced only if every
-// other slot is further along than its own, which an attacker can arrange
-// only by completing the simopen stage (and for the security stage, sending
-// more handshake bytes) on 63 sockets faster than the honest peer does —
-// paying a round trip and the protocol's bytes per slot. A persistent
-// attacker therefore slows honest peers by at most the handshakes it
-// displaces them from, and the dial side's redial after an early reset
-// (host.Config.ResetRetries) retries those. Not built: a cost that grows
-// for a source that keeps failing.
+// min(K, M × its per-IP limit, 32 per /24 or /64, 64) upgrade slots, each
+// for at most 1 s if it sends nothing and at most HandshakeTimeout (10 s)
+// if it trickles, and only until a newcomer with more progress needs one;
+// and churn the probation set, where its failing addresses rank below a
+// peer that has not failed. An honest peer then sees its connection put on
+// probation or admitted at once, and its first flight (the multistream
+// header and its proposal, ~50 bytes) displaces any slot that has received
+// less: a silent one, or a trickle younger than the honest flight's bytes
+// at the trickle's rate. To keep it out, the attacker must keep every one
+// of 64 slots ahead of that flight — completing the simopen stage on each,
+// faster than the honest peer does, and for the security stage sending
+// more handshake bytes — paying a round trip and the protocol's bytes per
+// slot, while its refused connections raise its addresses' scores. What
+// the attacker still costs an honest peer is time in the kernel's accept
+// queue behind its connects: measured in FAULTS.md's load table
+// ("Attacks on admission"), with the attacker on the same two cores.
 //
 // # Observability
 //

@@ -23,11 +23,13 @@ import (
 // upgrades run at once, at most Config.MaxInboundUpgradesPerIP from one
 // source address and Config.MaxInboundUpgradesPerSubnet from one /24 or
 // /64, and at most Config.AcceptBacklog upgraded connections wait for
-// Accept. When a limit is full, the newcomer displaces the unauthenticated
-// upgrade that limit counts which has made the least progress (see
-// admission), and that one fails with ErrEvicted; an authenticated one is
-// never displaced. A connection no limit can make room for, or over the
-// backlog, is closed at once, before a byte is read, and counted in Stats;
+// Accept. When a limit is full, the newcomer waits on probation (at most
+// Config.MaxInboundProbation of them) for its first bytes, then displaces
+// the unauthenticated upgrade that limit counts which has made less
+// progress (see admission), and that one fails with ErrEvicted; an
+// authenticated one is never displaced. Sources whose upgrades keep
+// failing get smaller limits and lose their probation places first. A
+// connection refused, or over the backlog, is closed and counted in Stats;
 // nothing queues without bound. A
 // dialer speaks first, so an inbound connection that sends nothing within
 // Config.FirstByteTimeout (1 s) fails with ErrFirstByteTimeout.
@@ -75,7 +77,9 @@ func (u *Upgrader) Listen(tl *tcp.Listener) *Listener { return u.ListenRaw(tcpRa
 func (u *Upgrader) ListenRaw(rl RawListener) *Listener {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Listener{
-		u: u, tl: rl, adm: newAdmission(u.cfg.MaxInboundUpgrades, u.cfg.MaxInboundUpgradesPerIP, u.cfg.MaxInboundUpgradesPerSubnet),
+		u: u, tl: rl,
+		adm: newAdmission(u.cfg.MaxInboundUpgrades, u.cfg.MaxInboundUpgradesPerIP, u.cfg.MaxInboundUpgradesPerSubnet,
+			u.cfg.MaxInboundProbation, u.cfg.MaxInboundProbationPerIP),
 		ctx: ctx, cancel: cancel, ready: make(chan *Conn, u.cfg.AcceptBacklog),
 	}
 	l.wg.Add(1)
@@ -151,11 +155,16 @@ type ListenerStats struct {
 	RefusedInFlight uint64 // MaxInboundUpgrades
 	RefusedPerIP    uint64 // MaxInboundUpgradesPerIP
 	RefusedSubnet   uint64 // MaxInboundUpgradesPerSubnet
-	// Evicted upgrades were displaced by a newcomer when the pool was full.
-	Evicted        uint64
+	RefusedProbation uint64 // MaxInboundProbation full of better-scored sources
+	// Evicted upgrades were displaced by a newcomer with more progress
+	// when a limit was full.
+	Evicted uint64
+	// Dropped connections were on probation and made room for a newcomer.
+	Dropped        uint64
 	RefusedBacklog uint64 // AcceptBacklog full
 	RefusedGated   uint64 // the gater's InterceptAccept
 	InFlight       int    // upgrades running now
+	OnProbation    int    // connections on probation now
 	PeakInFlight   int    // the most that ever ran at once
 }
 
@@ -164,9 +173,10 @@ func (l *Listener) Stats() ListenerStats {
 	return ListenerStats{
 		Accepted: l.accepted.Load(), Upgraded: l.upgraded.Load(), Failed: l.failed.Load(),
 		RefusedInFlight: l.adm.refusedGlobal.Load(), RefusedPerIP: l.adm.refusedPerIP.Load(),
-		RefusedSubnet: l.adm.refusedSubnet.Load(), Evicted: l.adm.evicted.Load(),
+		RefusedSubnet: l.adm.refusedSubnet.Load(), RefusedProbation: l.adm.refusedProbation.Load(),
+		Evicted: l.adm.evicted.Load(), Dropped: l.adm.dropped.Load(),
 		RefusedBacklog: l.refusedQueue.Load(), RefusedGated: l.refusedGated.Load(),
-		InFlight: l.adm.inFlightNow(), PeakInFlight: int(l.adm.peak.Load()),
+		InFlight: l.adm.inFlightNow(), OnProbation: l.adm.onProbationNow(), PeakInFlight: int(l.adm.peak.Load()),
 	}
 }
 
@@ -223,19 +233,10 @@ func (l *Listener) admit(raw net.Conn) {
 		return
 	}
 	ctx, cancel := context.WithCancelCause(l.ctx)
-	sl, why := l.adm.acquire(remoteIP(raw.RemoteAddr()), func() { cancel(ErrEvicted) })
-	switch why {
-	case overGlobal:
+	sl, why := l.adm.acquire(remoteIP(raw.RemoteAddr()), cancel)
+	if sl == nil {
 		cancel(nil)
-		refuse(nil, fmt.Errorf("%w: %d authenticated upgrades in flight", ErrAdmissionRefused, l.adm.maxInFlight))
-		return
-	case overPerIP:
-		cancel(nil)
-		refuse(nil, fmt.Errorf("%w: %d upgrades in flight from one address", ErrAdmissionRefused, l.adm.maxPerIP))
-		return
-	case overPerSubnet:
-		cancel(nil)
-		refuse(nil, fmt.Errorf("%w: %d upgrades in flight from one subnet", ErrAdmissionRefused, l.adm.maxPerSubnet))
+		refuse(nil, l.adm.refusalError(why))
 		return
 	}
 	var firstByte func()
@@ -251,7 +252,7 @@ func (l *Listener) admit(raw net.Conn) {
 		if firstByte != nil {
 			firstByte()
 		}
-		sl.release()
+		sl.finish(err == nil)
 		if err != nil {
 			_ = raw.Close()
 			l.failed.Add(1)

@@ -112,28 +112,46 @@ func TestListenerAdmissionLimits(t *testing.T) {
 		}
 		hold("10.0.0.1")
 		hold("10.0.0.1")
-		hold("10.0.0.1") // third from one IP: over the per-IP limit, evicts that IP's oldest (0)
+		hold("10.0.0.1") // third from one IP: over the per-IP limit, on probation
 		hold("10.0.0.2")
 		hold("10.0.0.2")
-		hold("10.0.0.3") // fifth in flight: over the global limit, evicts the oldest silent one (1)
+		hold("10.0.0.3") // fifth in flight: over the global limit, on probation
 		s := l.Stats()
-		if s.InFlight != 4 || s.Evicted != 2 || s.RefusedPerIP != 0 || s.RefusedInFlight != 0 {
-			t.Fatalf("stats = %+v, want 4 in flight, 2 evicted, none refused", s)
+		if s.InFlight != 4 || s.OnProbation != 2 || s.Evicted != 0 || s.RefusedPerIP != 0 || s.RefusedInFlight != 0 {
+			t.Fatalf("stats = %+v, want 4 in flight, 2 on probation, none evicted or refused", s)
 		}
-		// The evicted connections are closed by the listener: after the
-		// responder's header, EOF.
-		for _, i := range []int{0, 1} {
-			_ = silent[i].SetReadDeadline(time.Now().Add(time.Millisecond))
-			if _, err := io.ReadAll(silent[i]); err != nil {
-				t.Errorf("evicted conn %d: read = %v, want EOF (closed by the listener)", i, err)
-			}
-		}
-		for _, i := range []int{2, 3, 4, 5} {
+		// Newcomers that say nothing displace no one.
+		for i := range silent {
 			_ = silent[i].SetReadDeadline(time.Now().Add(time.Millisecond))
 			if _, err := io.ReadAll(silent[i]); !errors.Is(err, os.ErrDeadlineExceeded) {
 				t.Errorf("conn %d, still in its handshake: read = %v, want a timeout", i, err)
 			}
 			_ = silent[i].SetReadDeadline(time.Time{})
+		}
+		// An honest peer behind the first address speaks: it displaces
+		// that address's oldest silent upgrade (0), which is closed by the
+		// listener: after the responder's header, EOF.
+		ua := newUpgrader(t, Config{})
+		honest := func() {
+			t.Helper()
+			ca, err := ua.Upgrade(context.Background(), dialMem(ml, "10.0.0.1"), network.DirOutbound, ub.LocalPeer())
+			if err != nil {
+				t.Fatalf("honest dial: %v", err)
+			}
+			defer ca.Close()
+			cb, err := l.Accept(context.Background())
+			if err != nil {
+				t.Fatalf("honest accept: %v", err)
+			}
+			defer cb.Close()
+		}
+		honest()
+		_ = silent[0].SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := io.ReadAll(silent[0]); err != nil {
+			t.Errorf("evicted conn 0: read = %v, want EOF (closed by the listener)", err)
+		}
+		if s := l.Stats(); s.Evicted != 1 || s.Upgraded != 1 {
+			t.Fatalf("stats = %+v, want 1 evicted and 1 upgraded", s)
 		}
 		mu.Lock()
 		if len(refused) != 0 {
@@ -141,25 +159,17 @@ func TestListenerAdmissionLimits(t *testing.T) {
 		}
 		mu.Unlock()
 
-		// The silent ones time out and release their slots; then an honest
-		// peer gets through.
+		// The silent ones time out and release their places; then an
+		// honest peer gets through without displacing anyone.
 		time.Sleep(10*time.Second + time.Millisecond)
 		synctest.Wait()
-		if s := l.Stats(); s.InFlight != 0 || s.Failed != 6 || s.PeakInFlight != 4 {
-			t.Fatalf("after the deadline: stats = %+v, want 0 in flight, 6 failed (4 silent, 2 evicted), peak 4", s)
+		if s := l.Stats(); s.InFlight != 0 || s.OnProbation != 0 || s.Failed != 6 || s.PeakInFlight != 4 {
+			t.Fatalf("after the deadline: stats = %+v, want 0 in flight or on probation, 6 failed (5 silent, 1 evicted), peak 4", s)
 		}
-		ua := newUpgrader(t, Config{})
-		raw := dialMem(ml, "10.0.0.1")
-		ca, err := ua.Upgrade(context.Background(), raw, network.DirOutbound, ub.LocalPeer())
-		if err != nil {
-			t.Fatalf("honest dial after the flood: %v", err)
+		honest()
+		if s := l.Stats(); s.Evicted != 1 || s.Upgraded != 2 {
+			t.Fatalf("stats = %+v, want still 1 evicted and now 2 upgraded", s)
 		}
-		defer ca.Close()
-		cb, err := l.Accept(context.Background())
-		if err != nil {
-			t.Fatalf("honest accept after the flood: %v", err)
-		}
-		defer cb.Close()
 		for _, c := range silent {
 			_ = c.Close()
 		}
@@ -241,8 +251,8 @@ func TestListenerCloseJoinsUpgrades(t *testing.T) {
 // TestListenerFullOfSilentSocketsAdmitsHonest: a pool filled by silent
 // sockets from many addresses (the attack that took a node off the network
 // with per-IP limits alone) still admits an honest peer at once, by
-// evicting a silent one; and more silent sockets arriving afterwards do not
-// displace the honest handshake.
+// displacing a silent one; and more silent sockets arriving afterwards do
+// not displace the honest handshake.
 func TestListenerFullOfSilentSocketsAdmitsHonest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ub := newUpgrader(t, Config{MaxInboundUpgrades: 8, MaxInboundUpgradesPerIP: 2, FirstByteTimeout: -1})
@@ -287,10 +297,50 @@ func TestListenerFullOfSilentSocketsAdmitsHonest(t *testing.T) {
 			t.Fatalf("honest accept: %v", err)
 		}
 		defer cb.Close()
-		// Every arrival found the pool full but one: the one after the
-		// honest upgrade had finished and freed its slot.
-		if s := l.Stats(); s.Evicted < 40 || s.Upgraded != 1 || s.RefusedInFlight != 0 {
-			t.Fatalf("stats %+v, want 40 or more evictions, no refusal and 1 upgrade", s)
+		// The honest peer displaced one silent socket; the silent arrivals
+		// after it waited on probation, bounded, and displaced no one.
+		if s := l.Stats(); s.Evicted != 1 || s.Upgraded != 1 || s.RefusedInFlight != 0 || s.OnProbation > DefaultMaxInboundProbation {
+			t.Fatalf("stats %+v, want 1 eviction, no refusal, 1 upgrade and probation within its bound", s)
+		}
+	})
+}
+
+// TestListenerFullOfTricklesAdmitsHonest: a pool whose every upgrade has
+// received a few trickled bytes still admits an honest peer, whose first
+// flight is counted whole at its first read (the multistream reader asks
+// for one byte first) and puts it ahead of the trickles.
+func TestListenerFullOfTricklesAdmitsHonest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ub := newUpgrader(t, Config{MaxInboundUpgrades: 4, FirstByteTimeout: -1})
+		ml := newMemListener()
+		l := ub.ListenRaw(ml)
+		defer l.Close()
+		header := append([]byte{byte(len("/multistream/1.0.0\n"))}, "/multistream/1.0.0\n"...)
+		for i := range 4 {
+			c := dialMem(ml, fmt.Sprintf("10.%d.0.1", i))
+			defer c.Close()
+			go func() { _, _ = io.Copy(io.Discard, c) }()
+			if _, err := c.Write(header[:3]); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		if s := l.Stats(); s.InFlight != 4 {
+			t.Fatalf("stats %+v, want the pool full of trickles", s)
+		}
+		ua := newUpgrader(t, Config{})
+		ca, err := ua.Upgrade(context.Background(), dialMem(ml, "192.0.2.1"), network.DirOutbound, ub.LocalPeer())
+		if err != nil {
+			t.Fatalf("honest upgrade against a pool of trickles: %v", err)
+		}
+		defer ca.Close()
+		cb, err := l.Accept(context.Background())
+		if err != nil {
+			t.Fatalf("honest accept: %v", err)
+		}
+		defer cb.Close()
+		if s := l.Stats(); s.Evicted != 1 || s.Upgraded != 1 {
+			t.Fatalf("stats %+v, want 1 trickle evicted and 1 upgrade", s)
 		}
 	})
 }

@@ -44,6 +44,10 @@ func configFlags(fs *flag.FlagSet) *host.Config {
 		"inbound handshakes in flight per source IP (0: 16)")
 	fs.IntVar(&cfg.Upgrader.MaxInboundUpgradesPerSubnet, "max-inbound-upgrades-per-subnet", 0,
 		"inbound handshakes in flight per source /24 or /64 (0: 32)")
+	fs.IntVar(&cfg.Upgrader.MaxInboundProbation, "max-inbound-probation", 0,
+		"inbound connections waiting for their first bytes while a limit is full (0: 32)")
+	fs.IntVar(&cfg.Upgrader.MaxInboundProbationPerIP, "max-inbound-probation-per-ip", 0,
+		"of those, per source IP (0: 4)")
 	fs.DurationVar(&cfg.Upgrader.FirstByteTimeout, "first-byte-timeout", 0,
 		"close an inbound connection that sends nothing for this long (0: 1s; negative: none)")
 	return cfg

@@ -122,7 +122,8 @@
 // -share-port (TCP.SharePort),
 // -keepalive D and -ping-timeout D (Upgrader.Muxer.Yamux), and
 // -max-inbound-upgrades N, -max-inbound-upgrades-per-ip N,
-// -max-inbound-upgrades-per-subnet N and -first-byte-timeout D (Upgrader).
+// -max-inbound-upgrades-per-subnet N, -max-inbound-probation N,
+// -max-inbound-probation-per-ip N and -first-byte-timeout D (Upgrader).
 //
 // # Exit codes
 //

@@ -29,6 +29,7 @@ func TestConfigFlagsMapOntoHostConfig(t *testing.T) {
 		"-user-timeout", "7s", "-keepalive", "1s", "-ping-timeout", "1500ms",
 		"-max-inbound-upgrades", "9", "-max-inbound-upgrades-per-ip", "4", "-share-port",
 		"-max-inbound-upgrades-per-subnet", "5", "-first-byte-timeout", "250ms",
+		"-max-inbound-probation", "6", "-max-inbound-probation-per-ip", "2",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +50,8 @@ func TestConfigFlagsMapOntoHostConfig(t *testing.T) {
 		{"share-port", cfg.TCP.SharePort, true},
 		{"max-inbound-upgrades-per-subnet", u.MaxInboundUpgradesPerSubnet, 5},
 		{"first-byte-timeout", u.FirstByteTimeout, 250 * time.Millisecond},
+		{"max-inbound-probation", u.MaxInboundProbation, 6},
+		{"max-inbound-probation-per-ip", u.MaxInboundProbationPerIP, 2},
 	} {
 		if c.got != c.want {
 			t.Errorf("-%s: field is %v, want %v", c.name, c.got, c.want)
