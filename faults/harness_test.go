@@ -20,8 +20,9 @@ import (
 type lab struct {
 	prog *nspeer.Program
 
-	mu   sync.Mutex
-	rows []*row
+	mu    sync.Mutex
+	rows  []*row
+	loads []*loadRow
 }
 
 // newLab builds the peer program once for the whole suite, plain (not
@@ -72,6 +73,7 @@ type floodReply struct {
 	nspeer.Result
 	Attempts, Connected, ConnectFailed, Refused, Held, Dropped int
 	RefusedP50, RefusedP99, RefusedMax                         time.Duration
+	DroppedMin, DroppedMax                                     time.Duration
 	Dur                                                        time.Duration
 }
 

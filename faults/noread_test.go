@@ -13,6 +13,7 @@ import (
 
 	"github.com/concordp2p/concord/internal/netlab"
 	"github.com/concordp2p/concord/internal/nspeer"
+	"github.com/concordp2p/concord/muxer/yamux"
 )
 
 // stallTimeout is the writer's yamux WriteStallTimeout in this scenario
@@ -24,13 +25,16 @@ const stallTimeout = 3 * time.Second
 // testNoReadStall: a stream whose reader never reads. The writer's Write
 // must fail with muxer.ErrWriteStalled within the stall timeout of its last
 // progress, and the connection must keep serving other streams.
-func testNoReadStall(t *testing.T, l *lab) {
-	const runs = 3
+func testNoReadStall(t *testing.T, l *lab, stallTimeout time.Duration, runs int) {
 	bound := stallTimeout + 500*time.Millisecond // scheduling slack
-	r := l.row(t, fmt.Sprintf("5 peer that never reads a stream (WriteStallTimeout %v)", stallTimeout), "003")
+	name, ports, opt := fmt.Sprintf("5 peer that never reads a stream (WriteStallTimeout %v)", stallTimeout), [2]int{46001, 46002}, stallTimeout
+	if stallTimeout == yamux.DefaultWriteStallTimeout {
+		name, ports, opt = fmt.Sprintf("5 peer that never reads a stream (WriteStallTimeout default, %v)", stallTimeout), [2]int{46003, 46004}, 0
+	}
+	r := l.row(t, name, "003")
 	pair := netlab.NewPair(t)
-	rd := l.prog.Start(t, pair.B, nspeer.Options{Name: "reader", Port: 46001})
-	w := l.prog.Start(t, pair.A, nspeer.Options{Name: "writer", Port: 46002, WriteStall: stallTimeout})
+	rd := l.prog.Start(t, pair.B, nspeer.Options{Name: "reader", Port: ports[0]})
+	w := l.prog.Start(t, pair.A, nspeer.Options{Name: "writer", Port: ports[1], WriteStall: opt})
 	w.Must(nil, "connect", rd.ID, rd.Addr)
 	sw, _, err := nspeer.Converged(w, rd, time.Second)
 	if err != nil {

@@ -3,11 +3,16 @@ package main
 // The commands of the control protocol. Durations in replies are
 // nanoseconds (time.Duration's JSON form); instants are unix nanoseconds.
 //
-//	connect PEER MADDR [force] [echo] [at=UNIXNS]
+//	connect PEER MADDR [force] [echo] [close] [at=UNIXNS]
 //	    Connect (ForceDial with force) to PEER at MADDR, starting at the
-//	    instant at= if given; with echo, then one 1-byte echo stream.
+//	    instant at= if given; with echo, then one 1-byte echo stream; with
+//	    close, then close every connection to PEER, so that the next
+//	    connect dials again.
 //	    → began, connect (duration), first (Connect to echo answered),
 //	      seq (the connection's sequence number), err, is
+//	perf PEER BYTES
+//	    One /perf/1.0.0 run: BYTES up, then BYTES down.
+//	    → dur, err, is
 //	echo PEER N
 //	    One echo stream of N bytes to PEER (NewStream picks the connection).
 //	    → dur, seq (the connection the stream used), err, is
@@ -34,16 +39,22 @@ package main
 //	    → ok [ids without any error], failed, dur
 //	rawreceived
 //	    → ids {id: count}, accepted
-//	flood HOST:PORT IPS PERIP HOLD SPREAD [trickle=D]
+//	flood HOST:PORT IPS PERIP HOLD SPREAD [trickle=D] [loop=DUR]
 //	    From each source address in the comma-separated IPS, PERIP TCP
 //	    connections that send nothing (with trickle=D: the multistream
 //	    header token, over and over, one byte every D) and close after
-//	    HOLD, started evenly over SPREAD. → attempts, connected, connectFailed, refused
+//	    HOLD, started evenly over SPREAD. With loop=DUR each of them is a
+//	    worker that opens a new connection as soon as its last one ended
+//	    (closed by the server, or after HOLD), until DUR from the start.
+//	    → attempts, connected, connectFailed, refused
 //	    (closed by the server before sending a byte), held (open until
 //	    HOLD), dropped (closed by the server after it sent something),
-//	    refusedP50/P99/Max (connect to close), dur
-//	usage
-//	    → fds (open descriptors), goroutines
+//	    refusedP50/P99/Max (connect to close), droppedMin/Max (the same
+//	    for dropped ones), dur
+//	usage [gc]
+//	    → fds (open descriptors), goroutines, rss (resident bytes), heap
+//	      (bytes in use); with gc, after a garbage collection that returns
+//	      freed memory to the system (Go keeps it for minutes otherwise)
 //	close
 //	    Close the host gracefully. → err
 
@@ -56,6 +67,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,6 +79,7 @@ import (
 
 	"github.com/concordp2p/concord/host"
 	"github.com/concordp2p/concord/host/echo"
+	"github.com/concordp2p/concord/host/perf"
 	"github.com/concordp2p/concord/peer"
 )
 
@@ -126,12 +139,15 @@ func (p *peerProc) command(verb string, args []string) reply {
 		if err = need(5); err == nil {
 			return flood(ctx, args)
 		}
-	case "usage":
-		ents, err := os.ReadDir("/proc/self/fd")
-		if err != nil {
-			return errReply(err)
+	case "perf":
+		if err = need(2); err == nil {
+			return p.perf(ctx, args)
 		}
-		return reply{"fds": len(ents), "goroutines": runtime.NumGoroutine()}
+	case "usage":
+		if len(args) > 0 && args[0] == "gc" {
+			debug.FreeOSMemory()
+		}
+		return usage()
 	case "close":
 		if err := p.h.Close(); err != nil {
 			return errReply(err)
@@ -168,7 +184,7 @@ func (p *peerProc) connect(ctx context.Context, args []string) reply {
 	if err != nil {
 		return errReply(err)
 	}
-	var force, withEcho bool
+	var force, withEcho, closeAfter bool
 	var at time.Time
 	for _, a := range args[2:] {
 		switch {
@@ -176,6 +192,8 @@ func (p *peerProc) connect(ctx context.Context, args []string) reply {
 			force = true
 		case a == "echo":
 			withEcho = true
+		case a == "close":
+			closeAfter = true
 		case strings.HasPrefix(a, "at="):
 			ns, err := strconv.ParseInt(a[3:], 10, 64)
 			if err != nil {
@@ -185,7 +203,7 @@ func (p *peerProc) connect(ctx context.Context, args []string) reply {
 		}
 	}
 	if d := time.Until(at); !at.IsZero() && d > 0 {
-		time.Sleep(min(d, 5*time.Second))
+		time.Sleep(min(d, commandTimeout/2)) // bounded: the rest of the command has the other half
 	}
 	began := time.Now()
 	r := reply{"began": began.UnixNano()}
@@ -211,7 +229,55 @@ func (p *peerProc) connect(ctx context.Context, args []string) reply {
 			r["err"], r["is"] = "first stream: "+err.Error(), errorKinds(err)
 		}
 	}
+	if closeAfter {
+		for _, c := range p.h.Conns(ai.ID) {
+			_ = c.Close()
+		}
+	}
 	return r
+}
+
+func (p *peerProc) perf(ctx context.Context, args []string) reply {
+	id, err := peer.Decode(args[0])
+	if err != nil {
+		return errReply(err)
+	}
+	n, err := strconv.ParseUint(args[1], 10, 64)
+	if err != nil {
+		return errReply(fmt.Errorf("perf: bad size %q", args[1]))
+	}
+	began := time.Now()
+	s, err := p.h.NewStream(ctx, id, perf.ID)
+	if err == nil {
+		_, err = perf.Run(ctx, s, n, n, nil)
+		_ = s.Close()
+	}
+	r := reply{"dur": time.Since(began)}
+	if err != nil {
+		r["err"], r["is"] = err.Error(), errorKinds(err)
+	}
+	return r
+}
+
+// usage reports what the process holds.
+func usage() reply {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return errReply(err)
+	}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return errReply(err)
+	}
+	var rssKB int64
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			rssKB, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return reply{"fds": len(ents), "goroutines": runtime.NumGoroutine(), "rss": rssKB << 10, "heap": ms.HeapInuse}
 }
 
 func (p *peerProc) echo(ctx context.Context, args []string) reply {
@@ -529,19 +595,21 @@ func rawSend(ctx context.Context, args []string) reply {
 }
 
 // flood makes many connection attempts from many source addresses; each
-// sends nothing, so the server's upgrade waits for it until it closes
-// after hold (or the server refuses it first).
+// sends nothing (or trickles), so the server's upgrade waits for it until
+// it closes after hold (or the server refuses it first).
 func flood(ctx context.Context, args []string) reply {
 	target := args[0]
 	ips := strings.Split(args[1], ",")
 	perIP, err1 := strconv.Atoi(args[2])
 	hold, err2 := time.ParseDuration(args[3])
 	spread, err3 := time.ParseDuration(args[4])
-	var trickle time.Duration
+	var trickle, loop time.Duration
 	var err4 error
 	for _, a := range args[5:] {
 		if v, ok := strings.CutPrefix(a, "trickle="); ok {
 			trickle, err4 = time.ParseDuration(v)
+		} else if v, ok := strings.CutPrefix(a, "loop="); ok {
+			loop, err4 = time.ParseDuration(v)
 		} else {
 			err4 = fmt.Errorf("flood: unknown option %q", a)
 		}
@@ -550,13 +618,8 @@ func flood(ctx context.Context, args []string) reply {
 		return errReply(err)
 	}
 	total := len(ips) * perIP
-	var (
-		mu                                sync.Mutex
-		connected, connectFailed, refused int
-		held, dropped                     int
-		lat                               []time.Duration
-		wg                                sync.WaitGroup
-	)
+	var fc floodCount
+	var wg sync.WaitGroup
 	began := time.Now()
 	for i := range total {
 		ip := ips[i%len(ips)]
@@ -565,61 +628,89 @@ func flood(ctx context.Context, args []string) reply {
 		go func() {
 			defer wg.Done()
 			time.Sleep(time.Until(start))
-			d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-			c, err := d.DialContext(ctx, "tcp4", target)
-			if err != nil {
-				mu.Lock()
-				connectFailed++
-				mu.Unlock()
-				return
-			}
-			defer c.Close()
-			if trickle > 0 {
-				stop := make(chan struct{})
-				defer close(stop)
-				go trickleHeader(c, trickle, stop)
-			}
-			// The server speaks first on an admitted connection (its
-			// multistream header); a refused one is closed before any
-			// byte. Read whatever comes until hold ends or the server
-			// closes.
-			t0 := time.Now()
-			_ = c.SetReadDeadline(t0.Add(hold))
-			got := 0
-			var b [256]byte
-			for err == nil {
-				var n int
-				n, err = c.Read(b[:])
-				got += n
-			}
-			took := time.Since(t0)
-			mu.Lock()
-			defer mu.Unlock()
-			connected++
-			switch {
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				held++
-			case got == 0:
-				refused++
-				lat = append(lat, took)
-			default:
-				dropped++
+			// A worker of a loop reconnects at once, the way an attacker
+			// reopens whatever the server drops.
+			for {
+				fc.once(ctx, target, ip, hold, trickle)
+				if loop <= 0 || time.Since(began) >= loop || ctx.Err() != nil {
+					return
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	slices.Sort(lat)
-	pct := func(q float64) time.Duration {
+	slices.Sort(fc.lat)
+	slices.Sort(fc.dlat)
+	pctOf := func(lat []time.Duration, q float64) time.Duration {
 		if len(lat) == 0 {
 			return 0
 		}
 		return lat[min(len(lat)-1, int(q*float64(len(lat))))]
 	}
+	pct := func(q float64) time.Duration { return pctOf(fc.lat, q) }
 	return reply{
-		"attempts": total, "connected": connected, "connectFailed": connectFailed,
-		"refused": refused, "held": held, "dropped": dropped,
+		"attempts": fc.attempts, "connected": fc.connected, "connectFailed": fc.connectFailed,
+		"refused": fc.refused, "held": fc.held, "dropped": fc.dropped,
 		"refusedP50": pct(0.5), "refusedP99": pct(0.99), "refusedMax": pct(1),
+		"droppedMin": pctOf(fc.dlat, 0), "droppedMax": pctOf(fc.dlat, 1),
 		"dur": time.Since(began),
+	}
+}
+
+// floodCount is what flood's attempts did.
+type floodCount struct {
+	mu                                          sync.Mutex
+	attempts, connected, connectFailed, refused int
+	held, dropped                               int
+	lat                                         []time.Duration // refused: connect to close
+	dlat                                        []time.Duration // dropped: connect to close
+}
+
+// once is one attempt of flood.
+func (fc *floodCount) once(ctx context.Context, target, ip string, hold, trickle time.Duration) {
+	fc.mu.Lock()
+	fc.attempts++
+	fc.mu.Unlock()
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c, err := d.DialContext(ctx, "tcp4", target)
+	if err != nil {
+		fc.mu.Lock()
+		fc.connectFailed++
+		fc.mu.Unlock()
+		time.Sleep(10 * time.Millisecond) // the server's backlog is full: not a busy loop
+		return
+	}
+	defer c.Close()
+	if trickle > 0 {
+		stop := make(chan struct{})
+		defer close(stop)
+		go trickleHeader(c, trickle, stop)
+	}
+	// The server speaks first on an admitted connection (its multistream
+	// header); a refused one is closed before any byte. Read whatever
+	// comes until hold ends or the server closes.
+	t0 := time.Now()
+	_ = c.SetReadDeadline(t0.Add(hold))
+	got := 0
+	var b [256]byte
+	for err == nil {
+		var n int
+		n, err = c.Read(b[:])
+		got += n
+	}
+	took := time.Since(t0)
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fc.connected++
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		fc.held++
+	case got == 0:
+		fc.refused++
+		fc.lat = append(fc.lat, took)
+	default:
+		fc.dropped++
+		fc.dlat = append(fc.dlat, took)
 	}
 }
 

@@ -52,6 +52,7 @@ import (
 
 	"github.com/concordp2p/concord/host"
 	"github.com/concordp2p/concord/host/echo"
+	"github.com/concordp2p/concord/host/perf"
 	"github.com/concordp2p/concord/muxer"
 	"github.com/concordp2p/concord/muxer/yamux"
 	"github.com/concordp2p/concord/peer"
@@ -260,6 +261,11 @@ func (p *peerProc) serve() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = echo.Serve(ctx, s)
+	})
+	p.h.SetStreamHandler(perf.ID, func(s *host.Stream) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		_ = perf.Serve(ctx, s)
 	})
 	p.h.SetStreamHandler(msgProtocol, func(s *host.Stream) {
 		defer s.Close()

@@ -88,6 +88,8 @@ type StateReply struct {
 type UsageReply struct {
 	Result
 	Fds, Goroutines int
+	RSS             int64 `json:"rss"`  // resident bytes
+	Heap            int64 `json:"heap"` // heap bytes in use
 }
 
 // Converged waits up to d until a and b each hold exactly one connection
