@@ -2,7 +2,8 @@ package faults
 
 // Every documented bound, at its default, measured between real processes
 // (issue 14's audit): the outbound and inbound handshake timeout (10 s),
-// the first-byte timeout (1 s) and the graceful close (5 s). The keepalive
+// the first-byte timeout (1 s), stream negotiation (10 s) and the graceful
+// close (5 s). The keepalive
 // bound (20 s) is the noread-frozen-default scenario, the write stall
 // (30 s) noread-stall-default. Each is met when the measured time is at
 // least the bound, less boundEarly, and at most the bound plus boundSlack.
@@ -102,4 +103,25 @@ func testBoundClose(t *testing.T, l *lab) {
 		t.Errorf("the stalled write succeeded across the close")
 	}
 	checkBound(t, r, "Close returned", took, 5*time.Second)
+}
+
+// testBoundNegotiation: the server is frozen (SIGSTOP) after the
+// connection is up; a new stream's protocol negotiation gets no answer and
+// fails at the default 10 s, before keepalive (20 s) would close the
+// connection.
+func testBoundNegotiation(t *testing.T, l *lab) {
+	r := l.row(t, "bound: stream negotiation with a frozen peer (NegotiationTimeout, default 10 s)", "003")
+	pair := netlab.NewPair(t)
+	s := l.prog.Start(t, pair.B, nspeer.Options{Name: "server", Port: 49007})
+	c := l.prog.Start(t, pair.A, nspeer.Options{Name: "client"})
+	c.Must(nil, "connect", s.ID, s.Addr, "echo")
+	s.Signal(syscall.SIGSTOP)
+	defer s.Signal(syscall.SIGCONT)
+	var er nspeer.EchoReply
+	c.Call(&er, "echo", s.ID, 1)
+	r.Outcome = fmt.Sprintf("echo: %q %v", er.Err, er.Is)
+	if er.Err == "" {
+		t.Fatal("an echo to a frozen peer succeeded")
+	}
+	checkBound(t, r, "NewStream failed", er.Dur, 10*time.Second)
 }

@@ -87,6 +87,7 @@ func TestFaults(t *testing.T) {
 		{"bound-first-byte", func(t *testing.T, l *lab) { testBoundInbound(t, l, false) }},
 		{"bound-handshake-in", func(t *testing.T, l *lab) { testBoundInbound(t, l, true) }},
 		{"bound-close", testBoundClose},
+		{"bound-negotiation", testBoundNegotiation},
 		{"noread-frozen-short", func(t *testing.T, l *lab) { testFrozen(t, l, true) }},
 		{"noread-frozen-default", func(t *testing.T, l *lab) { testFrozen(t, l, false) }},
 		{"load", testLoad},
