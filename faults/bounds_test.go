@@ -3,13 +3,13 @@ package faults
 // Every documented bound, at its default, measured between real processes
 // (issue 14's audit): the outbound and inbound handshake timeout (10 s),
 // the first-byte timeout (1 s), stream negotiation (10 s) and the graceful
-// close (5 s). The keepalive
-// bound (20 s) is the noread-frozen-default scenario, the write stall
-// (30 s) noread-stall-default. Each is met when the measured time is at
-// least the bound, less boundEarly, and at most the bound plus boundSlack.
-// Not here: the duplicate grace (10 s), which needs a second connection
-// between two peers while the first carries a stream, and the peer
-// program's host only dials when it has no connection (FAULTS.md, Limits).
+// close (5 s). The keepalive bound (20 s) is the noread-frozen-default
+// scenario, the write stall (30 s) noread-stall-default. Each is met when
+// the measured time is at least the bound, less boundEarly, and at most
+// the bound plus boundSlack. Not here: the duplicate grace (10 s), which
+// needs a second connection between two peers while the first carries a
+// stream, and the peer program's host only dials when it has no
+// connection (FAULTS.md, "Bounds").
 
 import (
 	"fmt"
