@@ -96,21 +96,39 @@
 //
 // # concord interop
 //
-// One side of the libp2p test-plans transport-interop ping test
-// (transport-interop/README.md in libp2p/test-plans), configured by the
-// environment: transport (tcp), security (noise or tls), muxer (yamux),
-// is_dialer (true or false), ip (the listener's bind address, default
-// 0.0.0.0), redis_addr (default redis:6379), test_timeout_seconds (default
-// 180). The listener serves ping, RPUSHes its multiaddr with /p2p/ to the
-// Redis list "listenerAddr" (on 0.0.0.0 it publishes its first non-loopback
-// interface address) and waits until it is stopped (SIGINT or SIGTERM: exit
-// 0) or the timeout passes (exit 1). The dialer BLPOPs the address, connects,
-// pings once, and prints one JSON line on stdout:
+// One side of a libp2p interop runner's ping test, configured by the
+// environment, in either of the runners' contracts; the case of the
+// variables says which.
+//
+// The unified contract (libp2p/unified-testing,
+// docs/write-a-transport-test-app.md): TRANSPORT (tcp), SECURE_CHANNEL
+// (noise or tls), MUXER (yamux), IS_DIALER (true or false), TEST_KEY,
+// REDIS_ADDR (default transport-redis:6379), LISTENER_IP (default 0.0.0.0),
+// TEST_TIMEOUT_SECS (default 180). The listener DELs, then RPUSHes its multiaddr to the Redis list
+// "<TEST_KEY>_listener_multiaddr"; the dialer prints YAML:
+//
+//	# Measurements from dialer
+//	latency:
+//	  handshake_plus_one_rtt: 5.011
+//	  ping_rtt: 0.599
+//	  unit: ms
+//
+// The older transport-interop contract (libp2p/test-plans,
+// transport-interop/README.md): transport, security, muxer, is_dialer, ip
+// (default 0.0.0.0), redis_addr (default redis:6379), test_timeout_seconds
+// (default 180); the Redis list is "listenerAddr" and the dialer prints one
+// JSON line:
 //
 //	{"handshakePlusOneRTTMillis":12.3,"pingRTTMilllis":0.4}
 //
-// (the contract's key has three l's), with diagnostics on stderr. A small
-// RESP client of its own (internal/resp) talks to Redis.
+// (the contract's key has three l's). In both the listener serves ping,
+// publishes its address (on 0.0.0.0 its first non-loopback interface
+// address) and waits until it is stopped (SIGINT or SIGTERM: exit 0) or the
+// timeout passes (exit 1); the dialer BLPOPs the address, connects, pings
+// once and prints its result, with diagnostics on stderr. With no variable
+// of either contract set, or one of a contract's required variables
+// missing, it is a usage error naming them. A small RESP client of its own
+// (internal/resp) talks to Redis.
 //
 // # Host flags
 //
