@@ -105,9 +105,11 @@ func TestContracts(t *testing.T) {
 	concordBin := build(t, dir, "concord", "github.com/concordp2p/concord/cmd/concord")
 	goBin := build(t, dir, "gopeer", "./gopeer")
 	impls := map[string]impl{
-		"concord": {"concord", func(ctx context.Context, _ *testing.T) *exec.Cmd { return exec.CommandContext(ctx, concordBin, "interop") }},
-		"go":      {"go-libp2p", func(ctx context.Context, _ *testing.T) *exec.Cmd { return exec.CommandContext(ctx, goBin) }},
-		"js":      {"js-libp2p", func(ctx context.Context, t *testing.T) *exec.Cmd { return jspeer.Command(ctx, t, "contract") }},
+		"concord": {"concord", func(ctx context.Context, _ *testing.T) *exec.Cmd {
+			return exec.CommandContext(ctx, concordBin, "interop")
+		}},
+		"go": {"go-libp2p", func(ctx context.Context, _ *testing.T) *exec.Cmd { return exec.CommandContext(ctx, goBin) }},
+		"js": {"js-libp2p", func(ctx context.Context, t *testing.T) *exec.Cmd { return jspeer.Command(ctx, t, "contract") }},
 	}
 	pairs := [][2]string{{"concord", "concord"}, {"concord", "go"}, {"go", "concord"}, {"concord", "js"}, {"js", "concord"}}
 	n := 0
