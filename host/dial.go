@@ -118,6 +118,12 @@ type dialCall struct {
 	done chan struct{} // closed when conn/err are set
 	conn *Conn
 	err  error
+	// waiters counts the Connect calls waiting for the result; the last
+	// one to give up cancels the dial with its context's cause and waits
+	// for it, so that its error names each address and the stage it was
+	// in. Guarded by Host.mu.
+	waiters int
+	cancel  context.CancelCauseFunc
 }
 
 // Connect returns a live connection to ai.ID: an existing one, the one a
@@ -157,24 +163,36 @@ func (h *Host) connect(ctx context.Context, ai peer.AddrInfo, force bool) (*Conn
 	}
 	call := ps.dial
 	if call == nil {
-		call = &dialCall{done: make(chan struct{})}
+		dctx, cancel := context.WithCancelCause(h.ctx)
+		call = &dialCall{done: make(chan struct{}), cancel: cancel}
 		ps.dial = call
 		h.wg.Add(1)
-		go h.runDial(ps, call, force)
+		go h.runDial(dctx, ps, call, force)
 	}
+	call.waiters++
 	h.mu.Unlock()
 	select {
 	case <-call.done:
 		return call.conn, call.err
 	case <-ctx.Done():
+	}
+	h.mu.Lock()
+	call.waiters--
+	last := call.waiters == 0
+	h.mu.Unlock()
+	if !last { // the dial goes on for the others
 		return nil, &DialError{Peer: ai.ID, Reason: context.Cause(ctx)}
 	}
+	call.cancel(context.Cause(ctx))
+	<-call.done // prompt: cancelling unblocks each attempt's I/O
+	return call.conn, call.err
 }
 
-func (h *Host) runDial(ps *peerState, call *dialCall, force bool) {
+func (h *Host) runDial(ctx context.Context, ps *peerState, call *dialCall, force bool) {
 	defer h.wg.Done()
-	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.DialTimeout)
 	defer cancel()
+	defer call.cancel(nil)
 	call.conn, call.err = h.dialPeer(ctx, ps, force)
 	h.mu.Lock()
 	ps.dial = nil
@@ -244,9 +262,11 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 				cancel()
 			case r.err == nil:
 				_ = r.conn.Close() // a slower address also made it: first wins
-			default:
-				if winner == nil && dctx.Err() == nil {
-					errs = append(errs, AddrError{r.addr, r.err})
+			case winner == nil:
+				// A cancelled attempt's error still says where it was;
+				// only a failure on its own counts for backoff.
+				errs = append(errs, AddrError{r.addr, r.err})
+				if dctx.Err() == nil {
 					h.dialFailed(ps, r.addr, r.err)
 					if next < len(usable) {
 						launch()
