@@ -104,7 +104,8 @@
 // docs/write-a-transport-test-app.md): TRANSPORT (tcp), SECURE_CHANNEL
 // (noise or tls), MUXER (yamux), IS_DIALER (true or false), TEST_KEY,
 // REDIS_ADDR (default transport-redis:6379), LISTENER_IP (default 0.0.0.0),
-// TEST_TIMEOUT_SECS (default 180). The listener DELs, then RPUSHes its multiaddr to the Redis list
+// TEST_TIMEOUT_SECS (default 180), DEBUG (true: connection events on
+// stderr, as -v logs them). The listener DELs, then RPUSHes its multiaddr to the Redis list
 // "<TEST_KEY>_listener_multiaddr"; the dialer prints YAML:
 //
 //	# Measurements from dialer

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -54,6 +55,7 @@ variables:
   REDIS_ADDR         Redis server (default transport-redis:6379)
   LISTENER_IP        address the listener binds (default 0.0.0.0)
   TEST_TIMEOUT_SECS  bound on the whole test (default 180)
+  DEBUG              true: connection events on stderr, as -v logs them
 
 The listener DELs and RPUSHes its multiaddr to the Redis list
 "<TEST_KEY>_listener_multiaddr"; the dialer prints YAML on stdout:
@@ -130,6 +132,17 @@ type interopConfig struct {
 	redis    string
 	listKey  string
 	timeout  time.Duration
+	debug    bool // the unified contract's DEBUG=true: connection events on stderr
+}
+
+// observer logs the host's events on stderr (as -v does) when the runner
+// asked for debug output; nil otherwise.
+func (cfg interopConfig) observer(e *env) func(host.Event) {
+	if !cfg.debug {
+		return nil
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return func(ev host.Event) { logEvent(log, ev) }
 }
 
 // timeoutErr is the cause a context gets when the contract's timeout
@@ -168,7 +181,8 @@ func interopConfigFromEnv(getenv func(string) string) (interopConfig, error) {
 	if len(missing) > 0 {
 		return interopConfig{}, usageErrorf("interop: %s contract: %s not set (see 'concord interop -h')", c.name, strings.Join(missing, ", "))
 	}
-	cfg := interopConfig{contract: c, redis: c.defaultRedis, timeout: interopDefaultTimeout, listKey: interopListKey}
+	cfg := interopConfig{contract: c, redis: c.defaultRedis, timeout: interopDefaultTimeout, listKey: interopListKey,
+		debug: c.unified && getenv("DEBUG") == "true"}
 	if c.unified {
 		cfg.listKey = getenv(c.testKey) + interopUnifiedListTail
 	}
@@ -218,7 +232,7 @@ func interopListen(ctx context.Context, e *env, cfg interopConfig) error {
 	if err != nil {
 		return fmt.Errorf("interop: listen address: %w", err)
 	}
-	h, err := host.New(host.Config{ListenAddrs: []ma.Multiaddr{listen}, Upgrader: securityOnly(cfg.security)})
+	h, err := host.New(host.Config{ListenAddrs: []ma.Multiaddr{listen}, Upgrader: securityOnly(cfg.security), Observer: cfg.observer(e)})
 	if err != nil {
 		return fmt.Errorf("interop: %w", err)
 	}
@@ -302,7 +316,7 @@ func interopDial(ctx context.Context, e *env, cfg interopConfig) error {
 	if err != nil {
 		return fmt.Errorf("interop: listener address %q: %w", addr, err)
 	}
-	h, err := host.New(host.Config{Upgrader: securityOnly(cfg.security)})
+	h, err := host.New(host.Config{Upgrader: securityOnly(cfg.security), Observer: cfg.observer(e)})
 	if err != nil {
 		return fmt.Errorf("interop: %w", err)
 	}

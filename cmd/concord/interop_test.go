@@ -221,7 +221,7 @@ var interopCases = []interopCase{
 		name: "unified",
 		vars: func(redis string, dialer bool, timeout string) map[string]string {
 			return map[string]string{"TRANSPORT": "tcp", "MUXER": "yamux", "SECURE_CHANNEL": "tls", "IS_DIALER": strconv.FormatBool(dialer),
-				"LISTENER_IP": "127.0.0.1", "REDIS_ADDR": redis, "TEST_KEY": "5eed1e55", "TEST_TIMEOUT_SECS": timeout}
+				"LISTENER_IP": "127.0.0.1", "REDIS_ADDR": redis, "TEST_KEY": "5eed1e55", "TEST_TIMEOUT_SECS": timeout, "DEBUG": "true"}
 		},
 		listKey: "5eed1e55_listener_multiaddr",
 		result:  parseUnifiedYAML,
@@ -279,9 +279,17 @@ func testInteropWithRedis(t *testing.T, redis string, tc interopCase) {
 	if handshake <= 0 || rtt <= 0 || rtt > handshake {
 		t.Errorf("dialer printed handshake %v, ping %v; want positive handshake >= ping", handshake, rtt)
 	}
+	if tc.name == "unified" && !strings.Contains(dialer.stderr, `msg="connection opened"`) {
+		t.Errorf("dialer with DEBUG=true logged no connection on stderr: %q", dialer.stderr)
+	}
 	// The listener announced where it listens; the dialer consumed it.
-	first, _, _ := strings.Cut(listener.stderr, "\n")
-	addr, ok := strings.CutPrefix(first, "listening on ")
+	var addr string
+	ok := false
+	for l := range strings.SplitSeq(listener.stderr, "\n") {
+		if a, found := strings.CutPrefix(l, "listening on "); found {
+			addr, ok = a, true
+		}
+	}
 	if !ok {
 		t.Fatalf("listener stderr %q, want \"listening on ADDR\"", listener.stderr)
 	}
