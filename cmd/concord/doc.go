@@ -63,7 +63,9 @@
 // Ed25519 key if it does not exist (mode 0600, atomically, never replacing a
 // file). A key file that group or others can access is refused. The default
 // FILE is identity.key in the concord folder of the user's configuration
-// directory (os.UserConfigDir: $XDG_CONFIG_HOME or ~/.config on Linux). -v
+// directory (os.UserConfigDir: $XDG_CONFIG_HOME or ~/.config on Linux),
+// whose folder is created (0700) if missing; any other FILE's directory
+// must exist, so a mistyped path is an error rather than new folders. -v
 // also prints the key type and the CID form of the ID.
 //
 // # concord listen [-key FILE] [-listen MULTIADDR ...] [host flags]
@@ -77,14 +79,14 @@
 // for (-listen /ip4/0.0.0.0/tcp/4001). Without -key the identity is fresh each
 // run.
 //
-// # concord ping [-count N] [-interval D] [-timeout D] [host flags] ADDR
+// # concord ping [-count N] [-interval D] [-timeout D] [-key FILE] [host flags] ADDR
 //
 // ADDR is a multiaddr ending in /p2p/<peer ID>. Pings -count times (4), one
 // every -interval (1 s), printing each round-trip time and a summary (sent,
 // answered, loss, min/avg/max). A failed ping is reported and the next one
 // opens a new stream. Exits 1 when no ping was answered.
 //
-// # concord perf [-upload-bytes N] [-download-bytes N] [-json] [host flags] ADDR
+// # concord perf [-upload-bytes N] [-download-bytes N] [-json] [-key FILE] [host flags] ADDR
 //
 // Runs the libp2p perf protocol against ADDR: uploads N bytes (10 MiB), then
 // downloads N bytes (10 MiB), and prints the time and throughput of each
@@ -142,6 +144,23 @@
 // -keepalive D and -ping-timeout D (Upgrader.Muxer.Yamux), and
 // -max-inbound-upgrades N, -max-inbound-upgrades-per-ip N,
 // -max-inbound-upgrades-per-subnet N and -first-byte-timeout D (Upgrader).
+//
+// They also share -v and -log-format text|json: the host's events logged on
+// stderr through log/slog (dials and accepts, each upgrade with its
+// election, role, security, muxer, inlining and stage durations; opens,
+// duplicates resolved, closes with their reason, dial failures, refused
+// inbound connections; listen logs the opens, closes, duplicates and
+// refusals without -v), and -metrics ADDR, a Prometheus endpoint at
+// http://ADDR/metrics (internal/metrics; the README lists the metrics).
+// listen, ping and perf take -key FILE, the host's identity, created if
+// missing in a directory that must exist; demo's hosts are fresh each round.
+//
+// # Errors
+//
+// Usage errors (exit 2) read "concord: CMD: what is wrong (see 'concord CMD
+// -h')", each value quoted once, e.g. -rounds "abc": want an integer. A
+// failed dial names the peer once in its short form (12*qXxfAr), then each
+// address with the stage it failed or was waiting in.
 //
 // # Exit codes
 //

@@ -263,7 +263,7 @@ func (c command) exitNote() string {
 	case "demo":
 		return "; 1 also when any round does not end with exactly one live connection on both ends"
 	case "interop":
-		return ", 127 unsupported transport, security or muxer"
+		return " (a missing or bad variable too), 127 unsupported transport, security or muxer"
 	case "ping":
 		return "; 1 when no ping is answered"
 	}
