@@ -8,6 +8,7 @@ import (
 
 	"github.com/concordp2p/concord/cmd/concord/internal/metrics"
 	"github.com/concordp2p/concord/host"
+	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/upgrader"
 )
@@ -61,6 +62,7 @@ func (f *runFlags) start(ctx context.Context, e *env, cmd string, events bool) (
 	default:
 		return nil, usageErrorf("%s: -log-format %q: want text or json", cmd, f.logFormat)
 	}
+	notice := slog.New(h) // said even without -v: where the metrics are
 	if !f.verbose && !events {
 		h = slog.DiscardHandler
 	}
@@ -72,7 +74,7 @@ func (f *runFlags) start(ctx context.Context, e *env, cmd string, events bool) (
 			return nil, fmt.Errorf("%s: -metrics: %w", cmd, err)
 		}
 		s.metrics, s.stop = m, stop
-		s.log.Info("serving metrics", "url", "http://"+addr.String()+"/metrics")
+		notice.Info("serving metrics", "url", "http://"+addr.String()+"/metrics")
 	}
 	return s, nil
 }
@@ -119,11 +121,11 @@ func logEvent(log *slog.Logger, ev host.Event) {
 	case host.UpgradeEvent:
 		switch u := e.Event.(type) {
 		case upgrader.UpgradeStarted:
-			msg := "accepting"
-			if u.Direction.String() == "outbound" {
-				msg = "dialing"
+			if u.Direction == network.DirOutbound {
+				log.DebugContext(ctx, "dialing", "remote", u.Remote, "local", u.Local, "peer", short(u.ExpectedPeer))
+			} else {
+				log.DebugContext(ctx, "accepting", "remote", u.Remote, "local", u.Local)
 			}
-			log.DebugContext(ctx, msg, "remote", u.Remote, "local", u.Local, "peer", short(u.ExpectedPeer))
 		case upgrader.UpgradeFinished:
 			attrs := []any{"direction", u.Direction.String(), "remote", u.Remote, "peer", short(u.Peer)}
 			if u.Err != nil {
