@@ -139,7 +139,7 @@ func logEvent(log *slog.Logger, ev host.Event) {
 				"inlined", u.MuxerInlined, "simopen", u.Durations.Simopen, "handshake", u.Durations.Security,
 				"muxer_negotiation", u.Durations.Muxer, "total", u.Total)...)
 		case upgrader.InboundRefused:
-			log.InfoContext(ctx, "inbound refused", "remote", u.Remote.String(), "reason", u.Reason)
+			log.InfoContext(ctx, "inbound refused", "remote", u.Remote, "reason", u.Reason)
 		}
 	case host.ConnOpened:
 		attrs := []any{"peer", short(e.Peer), "seq", e.Seq, "direction", e.Direction.String(), "role", e.Role.String(),
