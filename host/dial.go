@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"syscall"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/simopen"
+	"github.com/concordp2p/concord/transport/tcp"
 	"github.com/concordp2p/concord/upgrader"
 )
 
@@ -44,9 +47,29 @@ func (e *DialError) Error() string {
 		}
 	}
 	for _, ae := range e.Errs {
-		msg += fmt.Sprintf("; %v: %v", ae.Addr, ae.Err)
+		msg += fmt.Sprintf("; %v: %s", ae.Addr, addrErrorText(ae.Err))
 	}
 	return msg
+}
+
+// addrErrorText is an address's error as the DialError line shows it:
+// the line has named the peer and the address already, so a TCP or
+// upgrade error is told by its stage and cause without repeating them.
+func addrErrorText(err error) string {
+	switch e := err.(type) {
+	case *tcp.DialError:
+		cause := e.Err
+		if oe, ok := cause.(*net.OpError); ok {
+			cause = oe.Err // "dial tcp4 ADDR: " repeats the address
+		}
+		if se, ok := cause.(*os.SyscallError); ok {
+			cause = se.Err // "connect: " repeats the stage
+		}
+		return fmt.Sprintf("tcp connect: %v", cause)
+	case *upgrader.Error:
+		return fmt.Sprintf("%v stage: %v", e.Stage, e.Err)
+	}
+	return err.Error()
 }
 
 // Unwrap returns the reason and each address's error, for errors.Is/As.

@@ -57,7 +57,7 @@ func TestDialErrorNamesAddressAndStage(t *testing.T) {
 			t.Errorf("DialError %+v, stage %v; want %v in simopen", de.Errs, ue.Stage, fakeAddr)
 		}
 		msg := err.Error()
-		for _, want := range []string{fakeAddr.String(), "simopen stage", "header", target.ShortString()} {
+		for _, want := range []string{fakeAddr.String() + ": simopen stage: ", "header", target.ShortString()} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("error %q does not contain %q", msg, want)
 			}
