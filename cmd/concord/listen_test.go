@@ -154,8 +154,7 @@ func TestPingNobodyListening(t *testing.T) {
 	if r.code != exitFailure || r.stdout != "" {
 		t.Errorf("ping to a closed port: exit %d, stdout %q; want 1 and nothing", r.code, r.stdout)
 	}
-	oneErrorLine(t, r, "ping: host: dialing "+id.ShortString()+"; /ip4/127.0.0.1/tcp/1: ")
-	oneErrorLine(t, r, "connection refused")
+	oneErrorLine(t, r, "ping: host: dialing "+id.ShortString()+"; /ip4/127.0.0.1/tcp/1: tcp connect: connection refused\n")
 }
 
 func TestProgressLine(t *testing.T) {

@@ -198,7 +198,7 @@ func TestDialSilentServer(t *testing.T) {
 		t.Errorf("ping to a silent server: exit %d, want 1", r.code)
 	}
 	for _, want := range []string{"ping: host: dialing " + id.ShortString(), "no connection within -timeout 1s",
-		ma + ": upgrader: simopen stage", "reading in state header"} {
+		ma + ": simopen stage: ", "reading in state header"} {
 		oneErrorLine(t, r, want)
 	}
 }
