@@ -156,7 +156,9 @@ type dialCall struct {
 //
 // ctx bounds the caller's wait; the dial itself is bounded by
 // Config.DialTimeout and continues for the other callers if this one
-// gives up.
+// gives up. When the last caller gives up, the dial is cancelled with that
+// caller's context cause, and its *DialError names each address with the
+// stage it was in; cancelled attempts do not count toward backoff.
 //
 // The connection returned may later lose duplicate resolution and drain;
 // use NewStream(peer) rather than holding on to a connection.
