@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every Concord test: formatting, vet, the library's tests under the race
 # detector (including the root-only network-namespace tests), and the interop
-# module. It installs what the tests need (iproute2, iptables, redis-server)
-# with apt-get when it runs as root and they are missing. Under CI=true the namespace tests are mandatory:
+# module. It installs what the tests need (iproute2, iptables, redis-server,
+# npm) with apt-get when it runs as root and they are missing; the interop
+# module's js-libp2p tests then install Node 22 and js-libp2p from
+# interop/js's lock file with npm ci (into interop/js/node_modules). Under CI=true the namespace tests are mandatory:
 # they fail instead of skipping when they cannot run.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,7 +14,8 @@ log() { printf '== %s\n' "$*"; }
 need_pkgs=()
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
-command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server) # concord interop's test
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server) # concord interop's tests
+command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)                   # bootstraps interop/js's npm ci
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "installing ${need_pkgs[*]} with apt-get"

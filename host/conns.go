@@ -105,6 +105,10 @@ func (c *Conn) NewStream(ctx context.Context, protocols ...string) (*Stream, err
 	return c.h.openNegotiated(ctx, c, protocols)
 }
 
+// NumStreams is the number of streams open on the connection, in either
+// direction, the host's own (hello) included.
+func (c *Conn) NumStreams() int { return c.uc.Session().NumStreams() }
+
 // Ping measures a round trip of the muxer's own ping (not /ipfs/ping).
 func (c *Conn) Ping(ctx context.Context) (time.Duration, error) { return c.uc.Ping(ctx) }
 

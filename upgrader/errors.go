@@ -90,7 +90,7 @@ func (e *Error) Error() string {
 		if who != "" {
 			who += " "
 		}
-		who += "peer " + shortID(e.RemotePeer)
+		who += "peer " + e.RemotePeer.ShortString()
 	}
 	if who == "" {
 		who = "unknown remote"
@@ -99,13 +99,3 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
-
-// shortID is a log-friendly peer ID that never fails, even on an ID that
-// does not decode.
-func shortID(id peer.ID) string {
-	s := id.String()
-	if len(s) > 12 {
-		return s[len(s)-8:]
-	}
-	return s
-}

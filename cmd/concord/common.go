@@ -9,10 +9,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/concordp2p/concord/cmd/concord/internal/metrics"
 	"github.com/concordp2p/concord/host"
 	"github.com/concordp2p/concord/host/echo"
 	"github.com/concordp2p/concord/host/perf"
@@ -63,6 +65,9 @@ func (s *securityFlag) Set(v string) error {
 	var out []string
 	for name := range strings.SplitSeq(v, ",") {
 		id, err := securityID(strings.TrimSpace(name))
+		if err != nil && name == v {
+			return errors.New("want noise, tls or a list such as tls,noise") // the flag package names v
+		}
 		if err != nil {
 			return err
 		}
@@ -79,7 +84,7 @@ func securityID(name string) (string, error) {
 	case "tls", host.SecurityTLS:
 		return host.SecurityTLS, nil
 	}
-	return "", fmt.Errorf("unknown security protocol %q (want noise or tls)", name)
+	return "", fmt.Errorf("unknown security protocol %q: want noise, tls or a list such as tls,noise", name)
 }
 
 // multiaddrsFlag is a repeatable multiaddr flag.
@@ -96,15 +101,18 @@ func (m *multiaddrsFlag) String() string {
 func (m *multiaddrsFlag) Set(v string) error {
 	a, err := ma.NewMultiaddr(v)
 	if err != nil {
-		return fmt.Errorf("bad multiaddr %q: %w", v, err)
+		// The flag package quotes the value already.
+		return errors.New(errorAfter(err, v))
 	}
 	*m = append(*m, a)
 	return nil
 }
 
-// loadOrCreateKey reads the key file at path, or creates it (mode 0600, its
-// directory 0700) with a fresh Ed25519 key if it does not exist.
-func loadOrCreateKey(path string) (k peer.PrivKey, created bool, err error) {
+// loadOrCreateKey reads the key file at path, or creates it (mode 0600) with
+// a fresh Ed25519 key if it does not exist. A missing directory is an error
+// unless createDir (the default key path's concord folder, made 0700): a
+// mistyped -key should not leave a tree of folders behind.
+func loadOrCreateKey(path string, createDir bool) (k peer.PrivKey, created bool, err error) {
 	k, err = peer.ReadKeyFile(path)
 	if err == nil {
 		return k, false, nil
@@ -112,12 +120,17 @@ func loadOrCreateKey(path string) (k peer.PrivKey, created bool, err error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, false, fmt.Errorf("reading key file: %w", err)
 	}
+	dir := filepath.Dir(path)
+	if createDir {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, false, fmt.Errorf("creating key directory: %w", err)
+		}
+	} else if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, false, fmt.Errorf("key file %s: directory %s does not exist (create it first, e.g. mkdir -m 700 %s)", path, dir, dir)
+	}
 	k, err = peer.GenerateKey(peer.Ed25519, nil)
 	if err != nil {
 		return nil, false, fmt.Errorf("generating key: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, false, fmt.Errorf("creating key directory: %w", err)
 	}
 	if err := peer.WriteKeyFile(path, k); err != nil {
 		return nil, false, fmt.Errorf("writing key file: %w", err)
@@ -125,12 +138,13 @@ func loadOrCreateKey(path string) (k peer.PrivKey, created bool, err error) {
 	return k, true, nil
 }
 
-// serveProtocols registers the ping, perf and echo handlers on h. ctx bounds
-// the handlers: cancel it before closing the host.
-func serveProtocols(ctx context.Context, h *host.Host) {
-	h.SetStreamHandler(ping.ID, func(s *host.Stream) { _ = ping.Serve(ctx, s) })
-	h.SetStreamHandler(perf.ID, func(s *host.Stream) { _ = perf.Serve(ctx, s) })
-	h.SetStreamHandler(echo.ID, func(s *host.Stream) { _ = echo.Serve(ctx, s) })
+// serveProtocols registers the ping, perf and echo handlers on h, their
+// bytes counted in m (if not nil). ctx bounds the handlers: cancel it
+// before closing the host.
+func serveProtocols(ctx context.Context, h *host.Host, m *metrics.Metrics) {
+	h.SetStreamHandler(ping.ID, func(s *host.Stream) { _ = ping.Serve(ctx, m.CountStream(ping.ID, s)) })
+	h.SetStreamHandler(perf.ID, func(s *host.Stream) { _ = perf.Serve(ctx, m.CountStream(perf.ID, s)) })
+	h.SetStreamHandler(echo.ID, func(s *host.Stream) { _ = echo.Serve(ctx, m.CountStream(echo.ID, s)) })
 }
 
 // parsePeerAddr parses a command's ADDR argument, which must end in
@@ -138,12 +152,24 @@ func serveProtocols(ctx context.Context, h *host.Host) {
 func parsePeerAddr(cmd, s string) (peer.AddrInfo, error) {
 	ai, err := peer.AddrInfoFromString(s)
 	if err != nil {
-		return peer.AddrInfo{}, usageErrorf("%s: ADDR %q: %v (want e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...)", cmd, s, err)
+		return peer.AddrInfo{}, usageErrorf("%s: bad ADDR %q: %s (want e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...)", cmd, s, errorAfter(err, s))
 	}
 	if len(ai.Addrs) == 0 {
 		return peer.AddrInfo{}, usageErrorf("%s: ADDR %q has no transport address before /p2p/", cmd, s)
 	}
 	return *ai, nil
+}
+
+// errorAfter is err's message after the last place it quotes s: the parsers
+// below name the input they were given at each layer, and the command has
+// named it once already.
+func errorAfter(err error, s string) string {
+	msg := err.Error()
+	q := strconv.Quote(s)
+	if i := strings.LastIndex(msg, q); i >= 0 {
+		msg = strings.TrimLeft(msg[i+len(q):], ": ")
+	}
+	return msg
 }
 
 // expandUnspecified replaces each listen address on 0.0.0.0 or :: by the

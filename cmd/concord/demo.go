@@ -13,6 +13,7 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/concordp2p/concord/cmd/concord/internal/metrics"
 	"github.com/concordp2p/concord/host"
 	"github.com/concordp2p/concord/host/perf"
 	"github.com/concordp2p/concord/host/ping"
@@ -45,7 +46,8 @@ number for it is the one the other's hello announced).`,
 		fs.Uint64Var(&o.perfBytes, "perf-bytes", 4<<20, "bytes to download in each round's perf run (0: no perf)")
 		fs.DurationVar(&o.wait, "wait", time.Second, "how long a round may take to converge on one connection")
 		fs.BoolVar(&o.json, "json", false, "print one JSON object per round, then one with the summary")
-		o.host = configFlags(fs)
+		rf := newRunFlags(fs, false)
+		o.host = rf.cfg
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := exactArgs("demo", args); err != nil {
 				return err
@@ -56,6 +58,12 @@ number for it is the one the other's hello announced).`,
 			if o.wait <= 0 {
 				return usageErrorf("demo: -wait must be positive")
 			}
+			s, err := rf.start(ctx, e, "demo", false)
+			if err != nil {
+				return err
+			}
+			defer s.stop()
+			o.session = s
 			return runDemo(ctx, e, o)
 		}
 	},
@@ -67,6 +75,7 @@ type demoOptions struct {
 	wait      time.Duration
 	json      bool
 	host      *host.Config // from the flags that map onto it; nil: defaults
+	session   *session     // logs and metrics; nil: none
 	// tweak, if not nil, adjusts both hosts' configuration (tests only).
 	tweak func(*host.Config)
 }
@@ -220,30 +229,41 @@ func demoRound(ctx context.Context, o demoOptions, round int) (r roundResult, er
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel() // before the hosts close: handlers end first
 	var logA, logB eventLog
-	newHost := func(l *eventLog) (*host.Host, error) {
+	newHost := func(l *eventLog, name string) (*host.Host, error) {
 		var cfg host.Config
 		if o.host != nil {
 			cfg = *o.host
 		}
 		cfg.ListenAddrs = []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/0")}
 		cfg.Observer = l.observe
+		if o.session != nil {
+			also := o.session.observer(fmt.Sprintf("%s%d", name, round))
+			cfg.Observer = func(e host.Event) {
+				l.observe(e)
+				also(e)
+			}
+		}
 		if o.tweak != nil {
 			o.tweak(&cfg)
 		}
 		return host.New(cfg)
 	}
-	a, err := newHost(&logA)
+	a, err := newHost(&logA, "a")
 	if err != nil {
 		return r, fmt.Errorf("starting host a: %w", err)
 	}
 	defer a.Close()
-	b, err := newHost(&logB)
+	b, err := newHost(&logB, "b")
 	if err != nil {
 		return r, fmt.Errorf("starting host b: %w", err)
 	}
 	defer b.Close()
-	serveProtocols(hctx, a)
-	serveProtocols(hctx, b)
+	var m *metrics.Metrics
+	if o.session != nil {
+		m = o.session.metrics
+	}
+	serveProtocols(hctx, a, m)
+	serveProtocols(hctx, b, m)
 	r.PeerA, r.PeerB = a.ID().String(), b.ID().String()
 	r.ListenA, r.ListenB = addrString(a.Addrs()[0]), addrString(b.Addrs()[0])
 

@@ -63,7 +63,9 @@
 // Ed25519 key if it does not exist (mode 0600, atomically, never replacing a
 // file). A key file that group or others can access is refused. The default
 // FILE is identity.key in the concord folder of the user's configuration
-// directory (os.UserConfigDir: $XDG_CONFIG_HOME or ~/.config on Linux). -v
+// directory (os.UserConfigDir: $XDG_CONFIG_HOME or ~/.config on Linux),
+// whose folder is created (0700) if missing; any other FILE's directory
+// must exist, so a mistyped path is an error rather than new folders. -v
 // also prints the key type and the CID form of the ID.
 //
 // # concord listen [-key FILE] [-listen MULTIADDR ...] [host flags]
@@ -77,14 +79,14 @@
 // for (-listen /ip4/0.0.0.0/tcp/4001). Without -key the identity is fresh each
 // run.
 //
-// # concord ping [-count N] [-interval D] [-timeout D] [host flags] ADDR
+// # concord ping [-count N] [-interval D] [-timeout D] [-key FILE] [host flags] ADDR
 //
 // ADDR is a multiaddr ending in /p2p/<peer ID>. Pings -count times (4), one
 // every -interval (1 s), printing each round-trip time and a summary (sent,
 // answered, loss, min/avg/max). A failed ping is reported and the next one
 // opens a new stream. Exits 1 when no ping was answered.
 //
-// # concord perf [-upload-bytes N] [-download-bytes N] [-json] [host flags] ADDR
+// # concord perf [-upload-bytes N] [-download-bytes N] [-json] [-key FILE] [host flags] ADDR
 //
 // Runs the libp2p perf protocol against ADDR: uploads N bytes (10 MiB), then
 // downloads N bytes (10 MiB), and prints the time and throughput of each
@@ -96,21 +98,40 @@
 //
 // # concord interop
 //
-// One side of the libp2p test-plans transport-interop ping test
-// (transport-interop/README.md in libp2p/test-plans), configured by the
-// environment: transport (tcp), security (noise or tls), muxer (yamux),
-// is_dialer (true or false), ip (the listener's bind address, default
-// 0.0.0.0), redis_addr (default redis:6379), test_timeout_seconds (default
-// 180). The listener serves ping, RPUSHes its multiaddr with /p2p/ to the
-// Redis list "listenerAddr" (on 0.0.0.0 it publishes its first non-loopback
-// interface address) and waits until it is stopped (SIGINT or SIGTERM: exit
-// 0) or the timeout passes (exit 1). The dialer BLPOPs the address, connects,
-// pings once, and prints one JSON line on stdout:
+// One side of a libp2p interop runner's ping test, configured by the
+// environment, in either of the runners' contracts; the case of the
+// variables says which.
+//
+// The unified contract (libp2p/unified-testing,
+// docs/write-a-transport-test-app.md): TRANSPORT (tcp), SECURE_CHANNEL
+// (noise or tls), MUXER (yamux), IS_DIALER (true or false), TEST_KEY,
+// REDIS_ADDR (default transport-redis:6379), LISTENER_IP (default 0.0.0.0),
+// TEST_TIMEOUT_SECS (default 180), DEBUG (true: connection events on
+// stderr, as -v logs them). The listener DELs, then RPUSHes its multiaddr to the Redis list
+// "<TEST_KEY>_listener_multiaddr"; the dialer prints YAML:
+//
+//	# Measurements from dialer
+//	latency:
+//	  handshake_plus_one_rtt: 5.011
+//	  ping_rtt: 0.599
+//	  unit: ms
+//
+// The older transport-interop contract (libp2p/test-plans,
+// transport-interop/README.md): transport, security, muxer, is_dialer, ip
+// (default 0.0.0.0), redis_addr (default redis:6379), test_timeout_seconds
+// (default 180); the Redis list is "listenerAddr" and the dialer prints one
+// JSON line:
 //
 //	{"handshakePlusOneRTTMillis":12.3,"pingRTTMilllis":0.4}
 //
-// (the contract's key has three l's), with diagnostics on stderr. A small
-// RESP client of its own (internal/resp) talks to Redis.
+// (the contract's key has three l's). In both the listener serves ping,
+// publishes its address (on 0.0.0.0 its first non-loopback interface
+// address) and waits until it is stopped (SIGINT or SIGTERM: exit 0) or the
+// timeout passes (exit 1); the dialer BLPOPs the address, connects, pings
+// once and prints its result, with diagnostics on stderr. With no variable
+// of either contract set, or one of a contract's required variables
+// missing, it is a usage error naming them. A small RESP client of its own
+// (internal/resp) talks to Redis.
 //
 // # Host flags
 //
@@ -124,6 +145,23 @@
 // -max-inbound-upgrades N, -max-inbound-upgrades-per-ip N,
 // -max-inbound-upgrades-per-subnet N, -max-inbound-probation N,
 // -max-inbound-probation-per-ip N and -first-byte-timeout D (Upgrader).
+//
+// They also share -v and -log-format text|json: the host's events logged on
+// stderr through log/slog (dials and accepts, each upgrade with its
+// election, role, security, muxer, inlining and stage durations; opens,
+// duplicates resolved, closes with their reason, dial failures, refused
+// inbound connections; listen logs the opens, closes, duplicates and
+// refusals without -v), and -metrics ADDR, a Prometheus endpoint at
+// http://ADDR/metrics (internal/metrics; the README lists the metrics).
+// listen, ping and perf take -key FILE, the host's identity, created if
+// missing in a directory that must exist; demo's hosts are fresh each round.
+//
+// # Errors
+//
+// Usage errors (exit 2) read "concord: CMD: what is wrong (see 'concord CMD
+// -h')", each value quoted once, e.g. -rounds "abc": want an integer. A
+// failed dial names the peer once in its short form (12*qXxfAr), then each
+// address with the stage it failed or was waiting in.
 //
 // # Exit codes
 //

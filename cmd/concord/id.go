@@ -16,7 +16,9 @@ var idCommand = command{
 	help: `
 Reads the private key in -key and prints its peer ID. If the file does not
 exist, creates it first with a fresh Ed25519 key (mode 0600, written
-atomically; an existing file is never replaced) and says so on stderr.
+atomically; an existing file is never replaced) and says so on stderr. The
+file's directory must exist, except the default one, which is created
+(mode 0700).
 A key file that group or others can read is refused.
 
 The default file is identity.key in the concord folder of the user's
@@ -31,7 +33,7 @@ configuration directory ($XDG_CONFIG_HOME or ~/.config on Linux).`,
 			if *keyPath == "" {
 				return usageErrorf("id: -key is empty and there is no user configuration directory")
 			}
-			k, created, err := loadOrCreateKey(*keyPath)
+			k, created, err := loadOrCreateKey(*keyPath, *keyPath == defaultKeyPath())
 			if err != nil {
 				return fmt.Errorf("id: %w", err)
 			}

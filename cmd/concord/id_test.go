@@ -9,8 +9,24 @@ import (
 	"github.com/concordp2p/concord/peer"
 )
 
+// TestIDMissingDirectory: -key in a directory that does not exist is an
+// error naming it, and creates nothing (a mistyped path must not leave
+// folders behind).
+func TestIDMissingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "deeper", "x.key")
+	r := runCmd(t, "id", "-key", path)
+	if r.code != exitFailure || r.stdout != "" {
+		t.Errorf("id -key in a missing directory: exit %d, stdout %q; want 1 and nothing", r.code, r.stdout)
+	}
+	oneErrorLine(t, r, "directory "+filepath.Dir(path)+" does not exist")
+	if _, err := os.Stat(filepath.Join(dir, "sub")); err == nil {
+		t.Errorf("id created %s", filepath.Join(dir, "sub"))
+	}
+}
+
 func TestID(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sub", "identity.key")
+	path := filepath.Join(t.TempDir(), "identity.key")
 	first := runCmd(t, "id", "-key", path)
 	if first.code != exitOK || first.stderr != "created "+path+"\n" {
 		t.Fatalf("first id: exit %d, stderr %q; want 0 and %q", first.code, first.stderr, "created "+path+"\n")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -20,37 +21,63 @@ import (
 	"github.com/concordp2p/concord/upgrader"
 )
 
-// The libp2p test-plans transport-interop contract (transport-interop/
-// README.md): configuration in environment variables, the listener's address
-// passed through a Redis list, one JSON line from the dialer.
+// Two contracts of the libp2p test runners, told apart by the case of their
+// variables:
+//
+//   - the older transport-interop one (libp2p/test-plans
+//     transport-interop/README.md): lowercase variables, the Redis list
+//     "listenerAddr", one JSON line from the dialer;
+//   - the unified one (libp2p/unified-testing
+//     docs/write-a-transport-test-app.md): uppercase variables, the Redis
+//     list "<TEST_KEY>_listener_multiaddr", YAML from the dialer.
 const (
-	interopListKey        = "listenerAddr"
-	interopDefaultRedis   = "redis:6379"
-	interopDefaultIP      = "0.0.0.0"
-	interopDefaultTimeout = 180 * time.Second
+	interopListKey         = "listenerAddr"
+	interopUnifiedListTail = "_listener_multiaddr"
+	interopDefaultRedis    = "redis:6379"
+	interopDefaultUnified  = "transport-redis:6379"
+	interopDefaultIP       = "0.0.0.0"
+	interopDefaultTimeout  = 180 * time.Second
 )
 
 var interopCommand = command{
 	name:    "interop",
-	summary: "run one side of the libp2p test-plans transport-interop ping test",
+	summary: "run one side of a libp2p test-plans ping test (both contracts)",
 	help: `
-Implements the libp2p test-plans transport-interop contract. Configuration
-comes from environment variables:
+Implements both contracts of the libp2p interop runners; the environment
+says which. The unified one (libp2p/unified-testing) uses uppercase
+variables:
 
-  transport             tcp (the only one Concord has)
-  security              noise or tls
-  muxer                 yamux
-  is_dialer             true or false
-  ip                    address the listener binds (default 0.0.0.0)
-  redis_addr            Redis server (default redis:6379)
-  test_timeout_seconds  bound on the whole test (default 180)
+  TRANSPORT          tcp (the only one Concord has)
+  SECURE_CHANNEL     noise or tls
+  MUXER              yamux
+  IS_DIALER          true or false
+  TEST_KEY           namespace of the Redis key
+  REDIS_ADDR         Redis server (default transport-redis:6379)
+  LISTENER_IP        address the listener binds (default 0.0.0.0)
+  TEST_TIMEOUT_SECS  bound on the whole test (default 180)
+  DEBUG              true: connection events on stderr, as -v logs them
 
-The listener serves ping, RPUSHes its multiaddr (with /p2p/) to the Redis list
-"listenerAddr" and waits: until SIGINT or SIGTERM (exit 0) or the timeout
-(exit 1). The dialer BLPOPs that address, connects, pings once and prints one
-JSON line on stdout, {"handshakePlusOneRTTMillis":…,"pingRTTMilllis":…}
-(the contract spells it with three l's), times in milliseconds. Diagnostics go
-to stderr. An unsupported transport, security or muxer exits 127.`,
+The listener DELs and RPUSHes its multiaddr to the Redis list
+"<TEST_KEY>_listener_multiaddr"; the dialer prints YAML on stdout:
+
+  latency:
+    handshake_plus_one_rtt: 5.011
+    ping_rtt: 0.599
+    unit: ms
+
+The older transport-interop one (libp2p/test-plans) uses lowercase
+variables: transport, security, muxer, is_dialer, ip (default 0.0.0.0),
+redis_addr (default redis:6379), test_timeout_seconds (default 180); the
+Redis list is "listenerAddr" and the dialer prints one JSON line,
+{"handshakePlusOneRTTMillis":…,"pingRTTMilllis":…} (three l's, as the
+contract spells it).
+
+In both, the listener serves ping, publishes its address (on 0.0.0.0 its
+first non-loopback interface address) and waits: until SIGINT or SIGTERM
+(exit 0) or the timeout (exit 1). The dialer BLPOPs the address, connects,
+pings once and prints its result. Times are milliseconds; diagnostics go to
+stderr. A missing variable is a usage error (exit 2); a transport, security
+or muxer Concord does not have exits 127.`,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := exactArgs("interop", args); err != nil {
@@ -58,9 +85,9 @@ to stderr. An unsupported transport, security or muxer exits 127.`,
 			}
 			cfg, err := interopConfigFromEnv(e.getenv)
 			if err != nil {
-				return fmt.Errorf("interop: %w", err)
+				return err
 			}
-			ctx, cancel := context.WithTimeoutCause(ctx, cfg.timeout, errInteropTimeout)
+			ctx, cancel := context.WithTimeoutCause(ctx, cfg.timeout, cfg.timeoutErr())
 			defer cancel()
 			if cfg.dialer {
 				return interopDial(ctx, e, cfg)
@@ -70,53 +97,130 @@ to stderr. An unsupported transport, security or muxer exits 127.`,
 	},
 }
 
-var errInteropTimeout = errors.New("test_timeout_seconds passed")
+// interopContract names the variables of one contract.
+type interopContract struct {
+	name                               string
+	transport, security, muxer, dialer string
+	ip, redis, timeout, testKey        string
+	defaultRedis                       string
+	unified                            bool
+}
+
+var (
+	legacyContract = interopContract{name: "transport-interop", transport: "transport", security: "security",
+		muxer: "muxer", dialer: "is_dialer", ip: "ip", redis: "redis_addr", timeout: "test_timeout_seconds",
+		defaultRedis: interopDefaultRedis}
+	unifiedContract = interopContract{name: "unified", transport: "TRANSPORT", security: "SECURE_CHANNEL",
+		muxer: "MUXER", dialer: "IS_DIALER", ip: "LISTENER_IP", redis: "REDIS_ADDR", timeout: "TEST_TIMEOUT_SECS",
+		testKey: "TEST_KEY", defaultRedis: interopDefaultUnified, unified: true}
+)
+
+// required lists the variables a contract cannot do without.
+func (c interopContract) required() []string {
+	r := []string{c.transport, c.security, c.muxer, c.dialer}
+	if c.unified {
+		r = append(r, c.testKey)
+	}
+	return r
+}
 
 type interopConfig struct {
+	contract interopContract
 	security string
 	dialer   bool
 	ip       net.IP
 	redis    string
+	listKey  string
 	timeout  time.Duration
+	debug    bool // the unified contract's DEBUG=true: connection events on stderr
 }
 
+// observer logs the host's events on stderr (as -v does) when the runner
+// asked for debug output; nil otherwise.
+func (cfg interopConfig) observer(e *env) func(host.Event) {
+	if !cfg.debug {
+		return nil
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return func(ev host.Event) { logEvent(log, ev) }
+}
+
+// timeoutErr is the cause a context gets when the contract's timeout
+// passes, naming the variable.
+func (cfg interopConfig) timeoutErr() error {
+	return fmt.Errorf("%w (%s)", errInteropTimeout, cfg.contract.timeout)
+}
+
+var errInteropTimeout = errors.New("the test timeout passed")
+
 func interopConfigFromEnv(getenv func(string) string) (interopConfig, error) {
-	cfg := interopConfig{redis: interopDefaultRedis, timeout: interopDefaultTimeout}
-	if t := getenv("transport"); t != "tcp" {
-		return cfg, fmt.Errorf("%w: transport %q (Concord has tcp)", errUnsupported, t)
+	set := func(c interopContract) (n int) {
+		for _, v := range append(c.required(), c.ip, c.redis, c.timeout) {
+			if getenv(v) != "" {
+				n++
+			}
+		}
+		return n
 	}
-	if m := getenv("muxer"); m != "yamux" {
-		return cfg, fmt.Errorf("%w: muxer %q (Concord has yamux)", errUnsupported, m)
+	var c interopContract
+	switch {
+	case set(unifiedContract) > 0:
+		c = unifiedContract
+	case set(legacyContract) > 0:
+		c = legacyContract
+	default:
+		return interopConfig{}, usageErrorf("interop: no test configuration in the environment: set %s (unified contract) or %s (transport-interop contract) (see 'concord interop -h')",
+			strings.Join(unifiedContract.required(), ", "), strings.Join(legacyContract.required(), ", "))
 	}
-	switch s := getenv("security"); s {
+	var missing []string
+	for _, v := range c.required() {
+		if getenv(v) == "" {
+			missing = append(missing, v)
+		}
+	}
+	if len(missing) > 0 {
+		return interopConfig{}, usageErrorf("interop: %s contract: %s not set (see 'concord interop -h')", c.name, strings.Join(missing, ", "))
+	}
+	cfg := interopConfig{contract: c, redis: c.defaultRedis, timeout: interopDefaultTimeout, listKey: interopListKey,
+		debug: c.unified && getenv("DEBUG") == "true"}
+	if c.unified {
+		cfg.listKey = getenv(c.testKey) + interopUnifiedListTail
+	}
+	if t := getenv(c.transport); t != "tcp" {
+		return cfg, fmt.Errorf("interop: %w: %s=%s (Concord has tcp)", errUnsupported, c.transport, t)
+	}
+	if m := getenv(c.muxer); m != "yamux" {
+		return cfg, fmt.Errorf("interop: %w: %s=%s (Concord has yamux)", errUnsupported, c.muxer, m)
+	}
+	switch s := getenv(c.security); s {
 	case "noise":
 		cfg.security = host.SecurityNoise
 	case "tls":
 		cfg.security = host.SecurityTLS
 	default:
-		return cfg, fmt.Errorf("%w: security %q (Concord has noise and tls)", errUnsupported, s)
+		return cfg, fmt.Errorf("interop: %w: %s=%s (Concord has noise and tls)", errUnsupported, c.security, s)
 	}
-	switch d := getenv("is_dialer"); d {
+	switch d := getenv(c.dialer); d {
 	case "true":
 		cfg.dialer = true
 	case "false":
 	default:
-		return cfg, fmt.Errorf("is_dialer is %q, want true or false", d)
+		return cfg, usageErrorf("interop: %s=%s, want true or false (see 'concord interop -h')", c.dialer, d)
 	}
-	ip := getenv("ip")
+	ip := getenv(c.ip)
 	if ip == "" {
 		ip = interopDefaultIP
 	}
 	if cfg.ip = net.ParseIP(ip); cfg.ip == nil {
-		return cfg, fmt.Errorf("ip %q is not an IP address", ip)
+		return cfg, usageErrorf("interop: %s=%s is not an IP address (see 'concord interop -h')", c.ip, ip)
 	}
-	if r := getenv("redis_addr"); r != "" {
+	if r := getenv(c.redis); r != "" {
 		cfg.redis = r
 	}
-	if s := getenv("test_timeout_seconds"); s != "" {
+	if s := getenv(c.timeout); s != "" {
 		n, err := strconv.ParseFloat(s, 64)
 		if err != nil || n <= 0 {
-			return cfg, fmt.Errorf("test_timeout_seconds %q is not a positive number", s)
+			return cfg, usageErrorf("interop: %s=%s is not a positive number of seconds (see 'concord interop -h')", c.timeout, s)
 		}
 		cfg.timeout = time.Duration(n * float64(time.Second))
 	}
@@ -128,7 +232,7 @@ func interopListen(ctx context.Context, e *env, cfg interopConfig) error {
 	if err != nil {
 		return fmt.Errorf("interop: listen address: %w", err)
 	}
-	h, err := host.New(host.Config{ListenAddrs: []ma.Multiaddr{listen}, Upgrader: securityOnly(cfg.security)})
+	h, err := host.New(host.Config{ListenAddrs: []ma.Multiaddr{listen}, Upgrader: securityOnly(cfg.security), Observer: cfg.observer(e)})
 	if err != nil {
 		return fmt.Errorf("interop: %w", err)
 	}
@@ -146,7 +250,13 @@ func interopListen(ctx context.Context, e *env, cfg interopConfig) error {
 	if err != nil {
 		return fmt.Errorf("interop: %w", err)
 	}
-	_, err = rc.RPush(ctx, interopListKey, addr.String())
+	if cfg.contract.unified {
+		// A key left by an earlier run would hand the dialer a stale address.
+		_, err = rc.Do(ctx, 0, "DEL", cfg.listKey)
+	}
+	if err == nil {
+		_, err = rc.RPush(ctx, cfg.listKey, addr.String())
+	}
 	_ = rc.Close()
 	if err != nil {
 		return fmt.Errorf("interop: publishing the listen address: %w", err)
@@ -154,7 +264,7 @@ func interopListen(ctx context.Context, e *env, cfg interopConfig) error {
 	fmt.Fprintf(e.stderr, "listening on %s\n", addr)
 	<-ctx.Done()
 	if errors.Is(context.Cause(ctx), errInteropTimeout) {
-		return fmt.Errorf("interop: listener: %w without the runner stopping it", errInteropTimeout)
+		return fmt.Errorf("interop: listener: %w without the runner stopping it", context.Cause(ctx))
 	}
 	return nil
 }
@@ -197,16 +307,16 @@ func interopDial(ctx context.Context, e *env, cfg interopConfig) error {
 	if dl, ok := ctx.Deadline(); ok {
 		wait = time.Until(dl)
 	}
-	addr, err := rc.BLPop(ctx, interopListKey, wait)
+	addr, err := rc.BLPop(ctx, cfg.listKey, wait)
 	_ = rc.Close()
 	if err != nil {
-		return fmt.Errorf("interop: waiting for the listener's address: %w", err)
+		return fmt.Errorf("interop: waiting for the listener's address in Redis list %q at %s: %w", cfg.listKey, cfg.redis, err)
 	}
 	ai, err := peer.AddrInfoFromString(strings.TrimSpace(addr))
 	if err != nil {
 		return fmt.Errorf("interop: listener address %q: %w", addr, err)
 	}
-	h, err := host.New(host.Config{Upgrader: securityOnly(cfg.security)})
+	h, err := host.New(host.Config{Upgrader: securityOnly(cfg.security), Observer: cfg.observer(e)})
 	if err != nil {
 		return fmt.Errorf("interop: %w", err)
 	}
@@ -225,7 +335,13 @@ func interopDial(ctx context.Context, e *env, cfg interopConfig) error {
 	if err != nil {
 		return fmt.Errorf("interop: %w", err)
 	}
-	out, err := json.Marshal(interopResult{HandshakePlusOneRTTMillis: millis(time.Since(start)), PingRTTMillis: millis(rtt)})
+	total := time.Since(start)
+	if cfg.contract.unified {
+		_, err = fmt.Fprintf(e.stdout, "# Measurements from dialer\nlatency:\n  handshake_plus_one_rtt: %.3f\n  ping_rtt: %.3f\n  unit: ms\n",
+			millis(total), millis(rtt))
+		return err
+	}
+	out, err := json.Marshal(interopResult{HandshakePlusOneRTTMillis: millis(total), PingRTTMillis: millis(rtt)})
 	if err != nil {
 		return fmt.Errorf("interop: %w", err)
 	}

@@ -16,6 +16,13 @@ import (
 // printed address; the listener stops (and must exit 0) at the test's end.
 func startListen(t *testing.T, args ...string) string {
 	t.Helper()
+	addr, _ := startListenStderr(t, args...)
+	return addr
+}
+
+// startListenStderr is startListen that also returns listen's stderr.
+func startListenStderr(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	var out, errb syncBuffer
 	done := make(chan int, 1)
@@ -36,7 +43,7 @@ func startListen(t *testing.T, args ...string) string {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if s := out.String(); strings.Contains(s, "\n") {
-			return strings.SplitN(s, "\n", 2)[0]
+			return strings.SplitN(s, "\n", 2)[0], &errb
 		}
 		select {
 		case code := <-done:
@@ -45,7 +52,7 @@ func startListen(t *testing.T, args ...string) string {
 		}
 	}
 	t.Fatalf("listen printed no address within 10s")
-	return ""
+	return "", nil
 }
 
 func TestListenPingPerf(t *testing.T) {
@@ -126,7 +133,13 @@ func TestListenPingPerf(t *testing.T) {
 		if r.code != exitFailure {
 			t.Errorf("ping to the wrong peer ID: exit %d, want 1", r.code)
 		}
-		oneErrorLine(t, r, "ping: connecting to "+otherID.String())
+		// The expected ID in full (to compare), elsewhere one short form.
+		oneErrorLine(t, r, "ping: host: dialing "+otherID.ShortString())
+		oneErrorLine(t, r, "expected "+otherID.String())
+		s := otherID.String()
+		if strings.Count(r.stderr, s[len(s)-6:]) != strings.Count(r.stderr, otherID.ShortString())+strings.Count(r.stderr, s) {
+			t.Errorf("stderr %q abbreviates %s other than as %s", r.stderr, otherID, otherID.ShortString())
+		}
 	})
 }
 
@@ -141,7 +154,7 @@ func TestPingNobodyListening(t *testing.T) {
 	if r.code != exitFailure || r.stdout != "" {
 		t.Errorf("ping to a closed port: exit %d, stdout %q; want 1 and nothing", r.code, r.stdout)
 	}
-	oneErrorLine(t, r, "ping: connecting to")
+	oneErrorLine(t, r, "ping: host: dialing "+id.ShortString()+"; /ip4/127.0.0.1/tcp/1: tcp connect: connection refused\n")
 }
 
 func TestProgressLine(t *testing.T) {

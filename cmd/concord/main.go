@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 )
 
 // Exit codes (documented in doc.go and in the usage text).
@@ -88,9 +90,56 @@ func runEnv(ctx context.Context, args []string, e *env) int {
 		return exitOK
 	}
 	if err != nil {
-		return fail(e, usageErrorf("%s: %v (see 'concord %s -h')", c.name, err, c.name))
+		return fail(e, usageErrorf("%s: %s (see 'concord %s -h')", c.name, explainFlagError(fs, err), c.name))
 	}
-	return fail(e, runner(ctx, e, pos))
+	err = runner(ctx, e, pos)
+	// One style for every usage error: what is wrong, then where to look.
+	var ue *usageError
+	if errors.As(err, &ue) && !strings.Contains(ue.msg, "(see 'concord ") {
+		ue.msg += fmt.Sprintf(" (see 'concord %s -h')", c.name)
+	}
+	return fail(e, err)
+}
+
+// flagValueError is the flag package's message for a rejected value; for
+// its own parsers the reason is only "parse error" or "value out of range".
+var flagValueError = regexp.MustCompile(`^invalid value (".*") for flag -([^:]+): (.*)$`)
+
+// explainFlagError rewrites the flag package's value errors into the
+// command's style, -flag "value": reason, saying what the flag wants where
+// the flag package says only "parse error".
+func explainFlagError(fs *flag.FlagSet, err error) string {
+	m := flagValueError.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err.Error()
+	}
+	value, name, why := m[1], m[2], m[3]
+	f := fs.Lookup(name)
+	if f == nil {
+		return err.Error()
+	}
+	if why != "parse error" && why != "value out of range" {
+		return fmt.Sprintf("-%s %s: %s", name, value, why)
+	}
+	want := "a valid value"
+	if g, ok := f.Value.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case int, int64:
+			want = "an integer"
+		case uint, uint64:
+			want = "a non-negative integer"
+		case float64:
+			want = "a number"
+		case time.Duration:
+			want = "a duration such as 500ms, 2s or 1m30s"
+		case bool:
+			want = "true or false"
+		}
+	}
+	if why == "value out of range" {
+		want += " in range"
+	}
+	return fmt.Sprintf("-%s %s: want %s", name, value, want)
 }
 
 func lookup(name string) (command, bool) {
@@ -214,7 +263,7 @@ func (c command) exitNote() string {
 	case "demo":
 		return "; 1 also when any round does not end with exactly one live connection on both ends"
 	case "interop":
-		return ", 127 unsupported transport, security or muxer"
+		return " (a missing or bad variable too), 127 unsupported transport, security or muxer"
 	case "ping":
 		return "; 1 when no ping is answered"
 	}

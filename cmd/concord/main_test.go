@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -72,17 +73,22 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"help", "frobnicate"}, `unknown command "frobnicate"`},
-		{[]string{"demo", "-rounds", "x"}, "demo: invalid value"},
+		{[]string{"demo", "-rounds", "x"}, `demo: -rounds "x": want an integer`},
+		{[]string{"demo", "-rounds", "99999999999999999999"}, `demo: -rounds "99999999999999999999": want an integer in range`},
+		{[]string{"demo", "-wait", "soon"}, `demo: -wait "soon": want a duration such as 500ms`},
+		{[]string{"ping", "-log-format", "xml", "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWBhBsAyLCcGphxMWsE834B1uK6baDbCcp1qsWW93Xjxve"}, `ping: -log-format "xml": want text or json`},
 		{[]string{"demo", "-rounds", "0"}, "-rounds must be at least 1"},
 		{[]string{"demo", "extra"}, `unexpected argument "extra"`},
-		{[]string{"demo", "-security", "plaintext"}, "unknown security protocol"},
+		{[]string{"demo", "-security", "plaintext"}, `demo: -security "plaintext": want noise, tls or a list`},
+		{[]string{"demo", "-security", "tls,plaintext"}, `unknown security protocol "plaintext"`},
 		{[]string{"id", "-nope"}, "flag provided but not defined: -nope"},
-		{[]string{"listen", "-listen", "/ip4/1.2.3.4/tcq/1"}, "bad multiaddr"},
+		{[]string{"listen", "-listen", "/ip4/1.2.3.4/tcq/1"}, `listen: -listen "/ip4/1.2.3.4/tcq/1": unknown protocol tcq`},
 		{[]string{"ping"}, "want ADDR, got 0"},
 		{[]string{"ping", "/ip4/127.0.0.1/tcp/1"}, "ADDR"},
+		{[]string{"ping", "/ip4/127.0.0.1/tcpx/1/p2p/12D3KooWBhBsAyLCcGphxMWsE834B1uK6baDbCcp1qsWW93Xjxve"}, `ping: bad ADDR "/ip4/127.0.0.1/tcpx/1/p2p/12D3KooWBhBsAyLCcGphxMWsE834B1uK6baDbCcp1qsWW93Xjxve": unknown protocol tcpx`},
 		{[]string{"ping", "-count", "0", "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWBhBsAyLCcGphxMWsE834B1uK6baDbCcp1qsWW93Xjxve"}, "-count must be at least 1"},
 		{[]string{"perf", "a", "b"}, "want ADDR, got 2"},
-		{[]string{"perf", "-upload-bytes", "-1", "x"}, "invalid value"},
+		{[]string{"perf", "-upload-bytes", "-1", "x"}, `perf: -upload-bytes "-1": want a non-negative integer`},
 		{[]string{"interop", "x"}, "unexpected argument"},
 	}
 	for _, tt := range tests {
@@ -91,6 +97,15 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("concord %q exited %d, want %d (stderr %q)", tt.args, r.code, exitUsage, r.stderr)
 		}
 		oneErrorLine(t, r, tt.want)
+		// One style: the reason, then where to look; each value quoted once.
+		if tt.args[0] != "frobnicate" && tt.args[0] != "help" && !strings.HasSuffix(r.stderr, " (see 'concord "+tt.args[0]+" -h')\n") {
+			t.Errorf("concord %q: stderr %q does not end with the (see 'concord %s -h') hint", tt.args, r.stderr, tt.args[0])
+		}
+		for _, a := range tt.args[1:] {
+			if n := strings.Count(r.stderr, strconv.Quote(a)); len(a) > 3 && n > 1 {
+				t.Errorf("concord %q: stderr %q quotes %q %d times", tt.args, r.stderr, a, n)
+			}
+		}
 		if r.stdout != "" {
 			t.Errorf("concord %q printed %q on stdout, want nothing", tt.args, r.stdout)
 		}

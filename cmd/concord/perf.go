@@ -31,7 +31,7 @@ a "final" line whose time includes connecting to the peer.`,
 		fs.Uint64Var(&o.download, "download-bytes", 10<<20, "bytes to download")
 		fs.BoolVar(&o.json, "json", false, "print the perf runner's JSON lines")
 		fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "bound on connecting")
-		o.host = configFlags(fs)
+		rf := newRunFlags(fs, true)
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := exactArgs("perf", args, "ADDR"); err != nil {
 				return err
@@ -43,6 +43,16 @@ a "final" line whose time includes connecting to the peer.`,
 			if err != nil {
 				return err
 			}
+			s, err := rf.start(ctx, e, "perf", false)
+			if err != nil {
+				return err
+			}
+			defer s.stop()
+			cfg, err := rf.hostConfig(e, "perf", s)
+			if err != nil {
+				return err
+			}
+			o.host, o.session = &cfg, s
 			return runPerf(ctx, e, ai, o)
 		}
 	},
@@ -52,7 +62,8 @@ type perfOptions struct {
 	upload, download uint64
 	json             bool
 	timeout          time.Duration
-	host             *host.Config // from the flags that map onto it
+	host             *host.Config // from the flags
+	session          *session
 }
 
 func runPerf(ctx context.Context, e *env, ai peer.AddrInfo, o perfOptions) error {
@@ -61,6 +72,9 @@ func runPerf(ctx context.Context, e *env, ai peer.AddrInfo, o perfOptions) error
 		return fmt.Errorf("perf: %w", err)
 	}
 	defer h.Close()
+	if o.session.metrics != nil {
+		o.session.metrics.Attach(h)
+	}
 	start := time.Now()
 	if _, err := connect(ctx, h, ai, o.timeout); err != nil {
 		return fmt.Errorf("perf: %w", err)
@@ -91,7 +105,7 @@ func runPerf(ctx context.Context, e *env, ai peer.AddrInfo, o perfOptions) error
 			fmt.Fprintf(e.stdout, "\r%-78s", progressLine(p))
 		}
 	}
-	res, err := client.Run(ctx, s, o.upload, o.download, progress)
+	res, err := client.Run(ctx, o.session.metrics.CountStream(perf.ID, s), o.upload, o.download, progress)
 	if live {
 		fmt.Fprintf(e.stdout, "\r%78s\r", "")
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/concordp2p/concord/cmd/concord/internal/metrics"
 	"github.com/concordp2p/concord/host"
 	"github.com/concordp2p/concord/host/ping"
 	"github.com/concordp2p/concord/peer"
@@ -25,7 +26,7 @@ stream. SIGINT stops early and still prints the summary.`,
 		count := fs.Int("count", 4, "number of pings")
 		interval := fs.Duration("interval", time.Second, "time between the starts of two pings")
 		timeout := fs.Duration("timeout", ping.DefaultTimeout, "bound on each ping, and on connecting")
-		cfg := configFlags(fs)
+		rf := newRunFlags(fs, true)
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := exactArgs("ping", args, "ADDR"); err != nil {
 				return err
@@ -37,17 +38,29 @@ stream. SIGINT stops early and still prints the summary.`,
 			if err != nil {
 				return err
 			}
-			return runPing(ctx, e, ai, *cfg, *count, *interval, *timeout)
+			s, err := rf.start(ctx, e, "ping", false)
+			if err != nil {
+				return err
+			}
+			defer s.stop()
+			cfg, err := rf.hostConfig(e, "ping", s)
+			if err != nil {
+				return err
+			}
+			return runPing(ctx, e, ai, cfg, s, *count, *interval, *timeout)
 		}
 	},
 }
 
-func runPing(ctx context.Context, e *env, ai peer.AddrInfo, cfg host.Config, count int, interval, timeout time.Duration) error {
+func runPing(ctx context.Context, e *env, ai peer.AddrInfo, cfg host.Config, sess *session, count int, interval, timeout time.Duration) error {
 	h, err := host.New(cfg)
 	if err != nil {
 		return fmt.Errorf("ping: %w", err)
 	}
 	defer h.Close()
+	if sess.metrics != nil {
+		sess.metrics.Attach(h)
+	}
 	conn, err := connect(ctx, h, ai, timeout)
 	if err != nil {
 		return fmt.Errorf("ping: %w", err)
@@ -73,7 +86,7 @@ func runPing(ctx context.Context, e *env, ai peer.AddrInfo, cfg host.Config, cou
 			}
 		}
 		sent++
-		rtt, err := pingOnce(ctx, h, ai.ID, &s, timeout)
+		rtt, err := pingOnce(ctx, h, ai.ID, &s, sess.metrics, timeout)
 		if err != nil {
 			if ctx.Err() != nil {
 				sent--
@@ -110,7 +123,7 @@ func runPing(ctx context.Context, e *env, ai peer.AddrInfo, cfg host.Config, cou
 
 // pingOnce pings on *s, opening a stream first if there is none, and drops
 // the stream after a failure (its state is then unknown).
-func pingOnce(ctx context.Context, h *host.Host, p peer.ID, s **host.Stream, timeout time.Duration) (time.Duration, error) {
+func pingOnce(ctx context.Context, h *host.Host, p peer.ID, s **host.Stream, m *metrics.Metrics, timeout time.Duration) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if *s == nil {
@@ -120,7 +133,7 @@ func pingOnce(ctx context.Context, h *host.Host, p peer.ID, s **host.Stream, tim
 		}
 		*s = st
 	}
-	rtt, err := ping.Ping(ctx, *s, nil)
+	rtt, err := ping.Ping(ctx, m.CountStream(ping.ID, *s), nil)
 	if err != nil {
 		_ = (*s).Reset()
 		*s = nil
@@ -128,15 +141,12 @@ func pingOnce(ctx context.Context, h *host.Host, p peer.ID, s **host.Stream, tim
 	return rtt, err
 }
 
-// connect dials ai, bounded by timeout.
+// connect dials ai, bounded by timeout. Its error is the host's
+// *DialError, which names the peer, each address and its stage.
 func connect(ctx context.Context, h *host.Host, ai peer.AddrInfo, timeout time.Duration) (*host.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("no connection within -timeout %v", timeout))
 	defer cancel()
-	c, err := h.Connect(ctx, ai)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", ai.ID, err)
-	}
-	return c, nil
+	return h.Connect(ctx, ai)
 }
 
 // sleepUntil waits until t or until ctx ends, reporting whether t came.
