@@ -113,6 +113,7 @@ func New() *Metrics {
 		m.conns, m.connsClosed, m.keepaliveFailed, m.dialFailures, m.streamBytes} {
 		f(c)
 	}
+	f(listenerCollector{m})
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "concord_streams",
 		Help: "Streams open on the attached hosts' connections, both directions.",
@@ -120,7 +121,62 @@ func New() *Metrics {
 	return m
 }
 
-// Attach makes m read the live streams from h.
+// listenerCollector reads the attached hosts' listener counters
+// (upgrader.ListenerStats) at each scrape: what admission did, by limit.
+type listenerCollector struct{ m *Metrics }
+
+var (
+	admissionDesc = prometheus.NewDesc("concord_admission_total",
+		"Inbound connections by what admission did with them: accepted, upgraded, failed, refused_in_flight, refused_per_ip, refused_subnet, refused_probation, refused_backlog, refused_gated, evicted (displaced by a newcomer with more progress), dropped (left probation for a newcomer).",
+		[]string{"outcome"}, nil)
+	admissionNowDesc = prometheus.NewDesc("concord_admission_slots",
+		"Inbound connections held by admission now: in_flight (upgrades running) and on_probation (waiting for their first bytes).",
+		[]string{"state"}, nil)
+)
+
+func (c listenerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- admissionDesc
+	ch <- admissionNowDesc
+}
+
+func (c listenerCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	hosts := append([]*host.Host(nil), c.m.hosts...)
+	c.m.mu.Unlock()
+	var s upgrader.ListenerStats
+	for _, h := range hosts {
+		for _, x := range h.ListenerStats() {
+			s.Accepted += x.Accepted
+			s.Upgraded += x.Upgraded
+			s.Failed += x.Failed
+			s.RefusedInFlight += x.RefusedInFlight
+			s.RefusedPerIP += x.RefusedPerIP
+			s.RefusedSubnet += x.RefusedSubnet
+			s.RefusedProbation += x.RefusedProbation
+			s.RefusedBacklog += x.RefusedBacklog
+			s.RefusedGated += x.RefusedGated
+			s.Evicted += x.Evicted
+			s.Dropped += x.Dropped
+			s.InFlight += x.InFlight
+			s.OnProbation += x.OnProbation
+		}
+	}
+	for _, o := range []struct {
+		name string
+		v    uint64
+	}{
+		{"accepted", s.Accepted}, {"upgraded", s.Upgraded}, {"failed", s.Failed},
+		{"refused_in_flight", s.RefusedInFlight}, {"refused_per_ip", s.RefusedPerIP}, {"refused_subnet", s.RefusedSubnet},
+		{"refused_probation", s.RefusedProbation}, {"refused_backlog", s.RefusedBacklog}, {"refused_gated", s.RefusedGated},
+		{"evicted", s.Evicted}, {"dropped", s.Dropped},
+	} {
+		ch <- prometheus.MustNewConstMetric(admissionDesc, prometheus.CounterValue, float64(o.v), o.name)
+	}
+	ch <- prometheus.MustNewConstMetric(admissionNowDesc, prometheus.GaugeValue, float64(s.InFlight), "in_flight")
+	ch <- prometheus.MustNewConstMetric(admissionNowDesc, prometheus.GaugeValue, float64(s.OnProbation), "on_probation")
+}
+
+// Attach makes m read the live streams and the listener counters from h.
 func (m *Metrics) Attach(h *host.Host) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/concordp2p/concord/cmd/concord/internal/metrics/scrape"
@@ -80,5 +82,61 @@ func TestExposition(t *testing.T) {
 	}
 	if _, ok := f["go_goroutines"]; !ok {
 		t.Error("no go_goroutines: the Go collector is missing")
+	}
+}
+
+// TestAdmissionFromListener: an attached host's listener counters are
+// read at each scrape.
+func TestAdmissionFromListener(t *testing.T) {
+	m := New()
+	newHost := func(listen bool) *host.Host {
+		cfg := host.Config{}
+		if listen {
+			cfg.ListenAddrs = []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/0")}
+		}
+		h, err := host.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = h.Close() })
+		return h
+	}
+	server, client := newHost(true), newHost(false)
+	m.Attach(server)
+	if _, err := client.Connect(t.Context(), server.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	addr, stop, err := m.Serve(t.Context(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	var f map[string]*dto.MetricFamily
+	// The server's upgrade may still be counting when Connect returns on
+	// the client; bounded: 100 scrapes.
+	for range 100 {
+		if f, err = scrape.Families(t.Context(), "http://"+addr.String()+"/metrics"); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := scrape.Value(f, "concord_admission_total", map[string]string{"outcome": "upgraded"}); v == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"concord_admission_total", map[string]string{"outcome": "accepted"}, 1},
+		{"concord_admission_total", map[string]string{"outcome": "upgraded"}, 1},
+		{"concord_admission_total", map[string]string{"outcome": "evicted"}, 0},
+		{"concord_admission_total", map[string]string{"outcome": "refused_probation"}, 0},
+		{"concord_admission_slots", map[string]string{"state": "in_flight"}, 0},
+		{"concord_admission_slots", map[string]string{"state": "on_probation"}, 0},
+	} {
+		if got, ok := scrape.Value(f, c.name, c.labels); !ok || got != c.want {
+			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
 	}
 }
