@@ -152,9 +152,9 @@ type ListenerStats struct {
 	Upgraded uint64 // upgrades that succeeded
 	Failed   uint64 // upgrades that failed
 	// Refused connections were closed without an upgrade, by limit.
-	RefusedInFlight uint64 // MaxInboundUpgrades
-	RefusedPerIP    uint64 // MaxInboundUpgradesPerIP
-	RefusedSubnet   uint64 // MaxInboundUpgradesPerSubnet
+	RefusedInFlight  uint64 // MaxInboundUpgrades
+	RefusedPerIP     uint64 // MaxInboundUpgradesPerIP
+	RefusedSubnet    uint64 // MaxInboundUpgradesPerSubnet
 	RefusedProbation uint64 // MaxInboundProbation full of better-scored sources
 	// Evicted upgrades were displaced by a newcomer with more progress
 	// when a limit was full.
