@@ -53,6 +53,7 @@ type Conn struct {
 	opened time.Time // when it joined the table
 
 	closeOnce sync.Once
+	id        identifyState // what the peer's identify said
 
 	// Guarded by h.mu.
 	state     connState
@@ -202,7 +203,7 @@ func (h *Host) Peers() []peer.ID {
 }
 
 // addConn puts an upgraded connection in the table and starts serving it:
-// its inbound streams, and the hello exchange.
+// its inbound streams, identify and the hello exchange.
 func (h *Host) addConn(uc *upgrader.Conn) *Conn {
 	h.mu.Lock()
 	if h.closed {
@@ -213,7 +214,7 @@ func (h *Host) addConn(uc *upgrader.Conn) *Conn {
 	ps := h.peerLocked(uc.RemotePeer())
 	h.seq++
 	now := time.Now()
-	c := &Conn{uc: uc, h: h, seq: h.seq, opened: now, lastAlive: now}
+	c := &Conn{uc: uc, h: h, seq: h.seq, opened: now, lastAlive: now, id: identifyState{done: make(chan struct{})}}
 	ps.conns = append(ps.conns, c)
 	ps.notifyLocked()
 	h.wg.Add(2)
@@ -227,7 +228,7 @@ func (h *Host) addConn(uc *upgrader.Conn) *Conn {
 	h.cfg.Logger.Debug("connection opened", "peer", uc.RemotePeer().ShortString(), "seq", c.seq,
 		"dir", uc.Direction(), "role", uc.Role())
 	go h.serveConn(c)
-	go h.sendHello(c)
+	go h.greet(c)
 	return c
 }
 
@@ -311,7 +312,6 @@ func (h *Host) gcLocked(ps *peerState) {
 // side's hello for c. A peer that answers "na" does not speak it: c is
 // marked legacy and duplicates are then resolved by probing.
 func (h *Host) sendHello(c *Conn) {
-	defer h.wg.Done()
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.HelloTimeout)
 	defer cancel()
 	err := func() error {
