@@ -85,7 +85,11 @@ type Config struct {
 	BackoffBase time.Duration
 	BackoffCap  time.Duration
 	// TieRetries bounds the redials after an election tie
-	// (upgrader.ErrSimopenTie). Default 3; negative: none.
+	// (upgrader.ErrSimopenTie), and separately those after a TCP
+	// simultaneous open with a peer without simopen
+	// (upgrader.ErrPeerWithoutSimopen: both dials fail, the redial is an
+	// ordinary one). Each redial waits a jittered delay (full jitter,
+	// base 50 ms, doubling, cap 1 s). Default 3; negative: none.
 	TieRetries int
 	// ResetRetries bounds the redials of an address whose connection was
 	// reset or closed by the other end before the security handshake
