@@ -314,9 +314,9 @@ type concordCrossing struct {
 	h      *chost.Host
 	listen ma.Multiaddr // the address given, with the namespace's IP
 
-	mu          sync.Mutex
+	mu           sync.Mutex
 	firstUpgrade time.Time // the first outbound upgrade since dial began
-	crossings   int       // upgrades that failed with ErrPeerWithoutSimopen
+	crossings    int       // upgrades that failed with ErrPeerWithoutSimopen
 }
 
 func newConcordCrossing(kb []byte, listen ma.Multiaddr) (*concordCrossing, error) {
