@@ -49,9 +49,13 @@
 //
 // # Closing without loss
 //
-// Conn.Close and Host.Close are graceful (muxer Session.Shutdown): streams
-// get Config.CloseTimeout (5 s) to end, everything written is delivered,
-// and the TCP connection ends with FIN, not RST. Write, close the stream,
+// Conn.Close and Host.Close are graceful (muxer Session.ShutdownAsync):
+// streams get Config.CloseTimeout (5 s) to end, everything written is
+// delivered, and the TCP connection ends with FIN, not RST. They return
+// once the go-away is written; the wait for the peer's close in answer
+// goes on in the background, at most the muxer's linger (2 s), and is
+// skipped when the peer has gone, so a peer that does not close on go-away
+// does not hold a closing program. Write, close the stream,
 // close the connection loses nothing (go-libp2p loses it all).
 //
 // # Identify

@@ -188,8 +188,10 @@ func (h *Host) ListenerStats() []upgrader.ListenerStats {
 }
 
 // Close closes the listeners and every connection, gracefully (each gets
-// at most Config.CloseTimeout, in parallel), stops every dial and keeper,
-// and waits for all the host's goroutines. It is idempotent.
+// at most Config.CloseTimeout for its streams, in parallel, and is left to
+// its muxer's bounded linger once its go-away is written), stops every
+// dial and keeper, and waits for all the host's goroutines. It is
+// idempotent.
 func (h *Host) Close() error {
 	h.mu.Lock()
 	if h.closed {

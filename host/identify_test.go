@@ -156,6 +156,7 @@ type fakePeer struct {
 	id       peer.ID
 	up       *upgrader.Upgrader
 	handlers map[string]func(muxer.Stream)
+	wrap     func(net.Conn) net.Conn // if not nil, wraps the peer's end of each pipe
 
 	mu       sync.Mutex
 	proposed []string // every protocol the host proposed, in order
@@ -176,7 +177,11 @@ func newFakePeer(t *testing.T, handlers map[string]func(muxer.Stream)) *fakePeer
 // peer upgrades and serves until it closes.
 func (f *fakePeer) dialer(t *testing.T, wg *sync.WaitGroup) func(context.Context, ma.Multiaddr) (net.Conn, error) {
 	return func(ctx context.Context, _ ma.Multiaddr) (net.Conn, error) {
-		x, y := simopentest.Pipe(time.Millisecond)
+		x, py := simopentest.Pipe(time.Millisecond)
+		var y net.Conn = py
+		if f.wrap != nil {
+			y = f.wrap(y)
+		}
 		wg.Go(func() {
 			c, err := f.up.Upgrade(context.Background(), y, network.DirInbound, "")
 			if err != nil {

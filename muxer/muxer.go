@@ -79,6 +79,18 @@ type Session interface {
 	// accepted and then cut. OpenStream fails from then on.
 	Shutdown(ctx context.Context) error
 
+	// ShutdownAsync is Shutdown that does not wait for the peer's close:
+	// it returns once every stream handed out has ended and the GoAway
+	// has been written (or, when ctx ends first, closes at once and
+	// returns its cause, as Shutdown does). The session then closes on
+	// its own when the peer closes in return, or after the
+	// implementation's linger (yamux: 2 s) if the peer does not; Done
+	// tells when. Nothing is lost by returning early: everything written
+	// is on its way behind the GoAway, and the close that follows is the
+	// same as Shutdown's. A caller that exits the process at once may
+	// cut the linger short; the kernel still delivers what it holds.
+	ShutdownAsync(ctx context.Context) error
+
 	// NumStreams is the number of streams open in either direction.
 	NumStreams() int
 }
