@@ -43,9 +43,10 @@ func defaultAgentVersion() string {
 // identifyState is what a Conn holds of the peer's identify. Guarded by
 // Host.mu, except done, which is closed once.
 type identifyState struct {
-	done chan struct{} // closed when the first response was handled
-	info identify.Info
-	err  error
+	done     chan struct{} // closed once the first response was handled and reported
+	finished bool          // info and err are the first response's
+	info     identify.Info
+	err      error
 }
 
 // Identify returns what the peer said about itself with identify: its
@@ -59,16 +60,15 @@ type identifyState struct {
 func (c *Conn) Identify() (identify.Info, error) {
 	c.h.mu.Lock()
 	defer c.h.mu.Unlock()
-	select {
-	case <-c.id.done:
-	default:
+	if !c.id.finished {
 		return identify.Info{}, ErrIdentifyPending
 	}
 	return c.id.info, c.id.err
 }
 
 // Identified is closed when the peer's identify response has been handled,
-// successfully or not.
+// successfully or not, and its PeerIdentified or IdentifyFailed event
+// delivered.
 func (c *Conn) Identified() <-chan struct{} { return c.id.done }
 
 // identifyMessage is this host's Identify message for c.
@@ -144,9 +144,9 @@ func (h *Host) requestIdentify(c *Conn) (identify.Info, error) {
 // identified records the outcome of c's identify request and reports it.
 func (h *Host) identified(c *Conn, info identify.Info, err error) {
 	h.mu.Lock()
-	c.id.info, c.id.err = info, err
+	c.id.info, c.id.err, c.id.finished = info, err, true
 	h.mu.Unlock()
-	close(c.id.done)
+	defer close(c.id.done)
 	if err != nil {
 		h.emit(IdentifyFailed{Peer: c.RemotePeer(), Seq: c.seq, Err: err})
 		h.cfg.Logger.Debug("identify failed", "peer", c.RemotePeer().ShortString(), "seq", c.seq, "err", err)
@@ -225,7 +225,7 @@ func (h *Host) pushAll() {
 	h.mu.Lock()
 	for _, ps := range h.peers {
 		for _, c := range ps.conns {
-			if c.state != stateClosed && c.id.err == nil && c.id.info.Supports(identify.PushID) {
+			if c.state != stateClosed && c.id.finished && c.id.err == nil && c.id.info.Supports(identify.PushID) {
 				targets = append(targets, c)
 			}
 		}

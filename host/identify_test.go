@@ -271,7 +271,7 @@ func TestHelloOnlyToPeersThatListIt(t *testing.T) {
 		if !legacy {
 			t.Fatal("a peer without hello is not marked legacy")
 		}
-		_ = h.Close()
+		closeAndWait(h)
 		wg.Wait()
 	})
 }
@@ -315,7 +315,7 @@ func TestIdentifyRefusesForeignKey(t *testing.T) {
 				if c.IsClosed() {
 					t.Fatal("the connection closed")
 				}
-				_ = h.Close()
+				closeAndWait(h)
 				wg.Wait()
 			})
 		})
@@ -350,7 +350,7 @@ func TestIdentifyTimeout(t *testing.T) {
 			t.Fatalf("the host proposed %q, want identify then hello", got)
 		}
 		close(hold)
-		_ = h.Close()
+		closeAndWait(h)
 		wg.Wait()
 	})
 }
@@ -376,7 +376,7 @@ func TestIdentifyOversized(t *testing.T) {
 		if _, err := c.Identify(); !errors.Is(err, identify.ErrMalformed) {
 			t.Fatalf("Identify error %v, want ErrMalformed", err)
 		}
-		_ = h.Close()
+		closeAndWait(h)
 		wg.Wait()
 	})
 }

@@ -38,8 +38,24 @@ func memHost(t *testing.T, cfg Config, dial func(ctx context.Context, a ma.Multi
 	if dial != nil {
 		h.dialRaw = dial
 	}
-	t.Cleanup(func() { _ = h.Close() })
+	t.Cleanup(func() { closeAndWait(h) })
 	return h
+}
+
+// closeAndWait closes h and waits until the sessions of its connections
+// have closed: Close leaves their lingers to the background, and a synctest
+// bubble must not end while one runs.
+func closeAndWait(h *Host) {
+	h.mu.Lock()
+	var conns []*Conn
+	for _, ps := range h.peers {
+		conns = append(conns, ps.conns...)
+	}
+	h.mu.Unlock()
+	_ = h.Close()
+	for _, c := range conns {
+		<-c.Done()
+	}
 }
 
 // pipeTo returns a dial function that connects to b over an in-memory
