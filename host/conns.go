@@ -285,7 +285,9 @@ func (c *Conn) closeWith(reason error, grace time.Duration) {
 // Config.CloseTimeout to end, and everything written on them before is
 // delivered to the peer. It returns once the go-away is written; the
 // connection leaves the table (ConnClosed) when the peer closes in return,
-// or the muxer's linger (2 s) later if it does not.
+// or the muxer's linger (2 s) later if it does not. Done tells when: a
+// program that exits right after Close and must know its data arrived
+// waits for it.
 func (c *Conn) Close() error {
 	c.closeWith(errClosedByUser, c.h.cfg.CloseTimeout)
 	return nil

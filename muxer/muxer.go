@@ -87,8 +87,11 @@ type Session interface {
 	// implementation's linger (yamux: 2 s) if the peer does not; Done
 	// tells when. Nothing is lost by returning early: everything written
 	// is on its way behind the GoAway, and the close that follows is the
-	// same as Shutdown's. A caller that exits the process at once may
-	// cut the linger short; the kernel still delivers what it holds.
+	// same as Shutdown's. A process that exits at once cuts the linger
+	// short: its kernel then closes the socket, with a FIN and delivering
+	// what it holds, unless bytes from the peer arrive unread in that
+	// moment, which turns the close into an RST. A program that must know
+	// its data arrived waits for Done (or uses Shutdown).
 	ShutdownAsync(ctx context.Context) error
 
 	// NumStreams is the number of streams open in either direction.
