@@ -71,8 +71,9 @@ func (c *Conn) Identify() (identify.Info, error) {
 // delivered.
 func (c *Conn) Identified() <-chan struct{} { return c.id.done }
 
-// identifyMessage is this host's Identify message for c.
-func (h *Host) identifyMessage(c *Conn) identify.Message {
+// identifyMessage is this host's Identify message for a connection whose
+// remote address is observed.
+func (h *Host) identifyMessage(observed ma.Multiaddr) identify.Message {
 	h.hmu.RLock()
 	protos := make([]string, 0, len(h.handlers))
 	for p := range h.handlers {
@@ -85,7 +86,7 @@ func (h *Host) identifyMessage(c *Conn) identify.Message {
 	h.idmu.Unlock()
 	return identify.Message{
 		ProtocolVersion: h.cfg.ProtocolVersion, AgentVersion: h.cfg.AgentVersion,
-		PublicKey: h.pubKey, ListenAddrs: addrs, ObservedAddr: c.RemoteMultiaddr(),
+		PublicKey: h.pubKey, ListenAddrs: addrs, ObservedAddr: observed,
 		Protocols: protos, SignedPeerRecord: rec,
 		Has: identify.HasProtocolVersion | identify.HasAgentVersion | identify.HasPublicKey |
 			identify.HasListenAddrs | identify.HasObservedAddr | identify.HasProtocols,
@@ -111,7 +112,7 @@ func (h *Host) serveIdentify(s *Stream) {
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.IdentifyTimeout)
 	defer cancel()
 	b := ctxconn.Bind(ctx, s)
-	err := identify.Write(s, h.identifyMessage(s.Conn()))
+	err := identify.Write(s, h.identifyMessage(s.Conn().RemoteMultiaddr()))
 	b.Stop()
 	if err != nil {
 		_ = s.Reset()
@@ -258,7 +259,7 @@ func (h *Host) push(c *Conn) error {
 		return err
 	}
 	b := ctxconn.Bind(ctx, s)
-	err = identify.Write(s, h.identifyMessage(c))
+	err = identify.Write(s, h.identifyMessage(c.RemoteMultiaddr()))
 	if err == nil {
 		err = s.CloseWrite()
 	}

@@ -380,3 +380,22 @@ func TestIdentifyOversized(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// TestIdentifyExpandsUnspecified: a host listening on 0.0.0.0 announces
+// the machine's addresses with its port, loopback among them, not 0.0.0.0.
+func TestIdentifyExpandsUnspecified(t *testing.T) {
+	h := newHost(t, Config{ListenAddrs: []ma.Multiaddr{ma.StringCast("/ip4/0.0.0.0/tcp/0")}})
+	port, err := h.Addrs()[0].ValueForProtocol(ma.P_TCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := h.identifyMessage(nil)
+	if !slices.ContainsFunc(m.ListenAddrs, ma.StringCast("/ip4/127.0.0.1/tcp/"+port).Equal) {
+		t.Errorf("listen addrs %v lack loopback with port %s", m.ListenAddrs, port)
+	}
+	for _, a := range m.ListenAddrs {
+		if ip, _, ok := ipPort(a); !ok || ip.IsUnspecified() {
+			t.Errorf("announced %v", a)
+		}
+	}
+}
