@@ -29,6 +29,7 @@ const (
 	DefaultHelloTimeout       = 10 * time.Second
 	DefaultProbeTimeout       = 500 * time.Millisecond
 	DefaultCloseTimeout       = 5 * time.Second
+	DefaultIdentifyTimeout    = 10 * time.Second
 )
 
 // Security protocol IDs for Config.Upgrader.Security.Protocols.
@@ -84,7 +85,11 @@ type Config struct {
 	BackoffBase time.Duration
 	BackoffCap  time.Duration
 	// TieRetries bounds the redials after an election tie
-	// (upgrader.ErrSimopenTie). Default 3; negative: none.
+	// (upgrader.ErrSimopenTie), and separately those after a TCP
+	// simultaneous open with a peer without simopen
+	// (upgrader.ErrPeerWithoutSimopen: both dials fail, the redial is an
+	// ordinary one). Each redial waits a jittered delay (full jitter,
+	// base 50 ms, doubling, cap 1 s). Default 3; negative: none.
 	TieRetries int
 	// ResetRetries bounds the redials of an address whose connection was
 	// reset or closed by the other end before the security handshake
@@ -117,6 +122,14 @@ type Config struct {
 	// peer without the hello protocol before a duplicate is closed.
 	// Default 500 ms.
 	ProbeTimeout time.Duration
+
+	// IdentifyTimeout bounds each identify exchange: the request to a new
+	// peer, the answer to one, a push sent or received. Default 10 s.
+	IdentifyTimeout time.Duration
+	// AgentVersion and ProtocolVersion are what identify tells peers.
+	// Defaults "concord/<module version>" and DefaultProtocolVersion.
+	AgentVersion    string
+	ProtocolVersion string
 
 	// Protocols chooses the stream protocols the host serves itself:
 	// ping by default; echo and perf when configured.
@@ -157,6 +170,13 @@ func (cfg Config) populate() (Config, error) {
 	def(&cfg.HelloTimeout, DefaultHelloTimeout)
 	def(&cfg.ProbeTimeout, DefaultProbeTimeout)
 	def(&cfg.CloseTimeout, DefaultCloseTimeout)
+	def(&cfg.IdentifyTimeout, DefaultIdentifyTimeout)
+	if cfg.AgentVersion == "" {
+		cfg.AgentVersion = defaultAgentVersion()
+	}
+	if cfg.ProtocolVersion == "" {
+		cfg.ProtocolVersion = DefaultProtocolVersion
+	}
 	if cfg.TieRetries == 0 {
 		cfg.TieRetries = DefaultTieRetries
 	}
@@ -164,7 +184,7 @@ func (cfg Config) populate() (Config, error) {
 		cfg.ResetRetries = DefaultResetRetries
 	}
 	for _, d := range []time.Duration{cfg.NegotiationTimeout, cfg.DialStagger, cfg.DialTimeout, cfg.BackoffBase,
-		cfg.BackoffCap, cfg.DuplicateGrace, cfg.HelloTimeout, cfg.ProbeTimeout, cfg.CloseTimeout} {
+		cfg.BackoffCap, cfg.DuplicateGrace, cfg.HelloTimeout, cfg.ProbeTimeout, cfg.CloseTimeout, cfg.IdentifyTimeout} {
 		if d < 0 {
 			return cfg, fmt.Errorf("%w: durations must not be negative", ErrInvalidConfig)
 		}

@@ -53,12 +53,14 @@ type Conn struct {
 	opened time.Time // when it joined the table
 
 	closeOnce sync.Once
+	id        identifyState // what the peer's identify said
 
 	// Guarded by h.mu.
 	state     connState
 	helloDone bool  // the peer's hello arrived
 	remote    hello // the peer's hello, valid when helloDone
 	legacy    bool  // the peer does not speak the hello protocol
+	closing   bool  // closeWith has begun: no new streams
 	lastAlive time.Time
 	reason    error // why the host closed it
 }
@@ -175,7 +177,7 @@ func (ps *peerState) notifyLocked() {
 func (ps *peerState) bestLocked() *Conn {
 	var best *Conn
 	for _, c := range ps.conns {
-		if c.state == stateActive && !c.IsClosed() && (best == nil || c.lastAlive.After(best.lastAlive)) {
+		if c.state == stateActive && !c.closing && !c.IsClosed() && (best == nil || c.lastAlive.After(best.lastAlive)) {
 			best = c
 		}
 	}
@@ -206,7 +208,7 @@ func (h *Host) Peers() []peer.ID {
 }
 
 // addConn puts an upgraded connection in the table and starts serving it:
-// its inbound streams, and the hello exchange.
+// its inbound streams, identify and the hello exchange.
 func (h *Host) addConn(uc *upgrader.Conn) *Conn {
 	h.mu.Lock()
 	if h.closed {
@@ -217,7 +219,7 @@ func (h *Host) addConn(uc *upgrader.Conn) *Conn {
 	ps := h.peerLocked(uc.RemotePeer())
 	h.seq++
 	now := time.Now()
-	c := &Conn{uc: uc, h: h, seq: h.seq, opened: now, lastAlive: now}
+	c := &Conn{uc: uc, h: h, seq: h.seq, opened: now, lastAlive: now, id: identifyState{done: make(chan struct{})}}
 	ps.conns = append(ps.conns, c)
 	ps.notifyLocked()
 	h.wg.Add(2)
@@ -231,7 +233,7 @@ func (h *Host) addConn(uc *upgrader.Conn) *Conn {
 	h.cfg.Logger.Debug("connection opened", "peer", uc.RemotePeer().ShortString(), "seq", c.seq,
 		"dir", uc.Direction(), "role", uc.Role())
 	go h.serveConn(c)
-	go h.sendHello(c)
+	go h.greet(c)
 	return c
 }
 
@@ -247,21 +249,31 @@ func (h *Host) serveConn(c *Conn) {
 		h.wg.Add(1)
 		go h.handleStream(c, s)
 	}
-	<-c.Done()
+	// A host closing does not wait for its sessions' lingers (see
+	// closeWith); c leaves the table as closed by the host.
+	select {
+	case <-c.Done():
+	case <-h.ctx.Done():
+	}
 	h.removeConn(c)
 }
 
 // closeWith closes c, recording why, unless it is closed already. With a
-// positive grace it shuts the session down gracefully (muxer Shutdown: the
-// streams end, everything written is delivered, FIN not RST), waiting at
-// most grace; with 0 it closes at once, for connections known dead or
-// stale.
+// positive grace it shuts the session down gracefully (muxer
+// ShutdownAsync: the streams end, everything written is on its way behind
+// the go-away, FIN not RST), waiting at most grace for the streams, and
+// returns once the go-away is written: the wait for the peer's close that
+// proves delivery goes on in the background, bounded by the muxer's linger
+// (2 s), so that a peer that does not close on go-away (js-libp2p) does
+// not hold the caller. With 0 it closes at once, for connections known
+// dead or stale.
 func (c *Conn) closeWith(reason error, grace time.Duration) {
 	c.closeOnce.Do(func() {
 		c.h.mu.Lock()
 		if c.reason == nil {
 			c.reason = reason
 		}
+		c.closing = true
 		c.h.mu.Unlock()
 		if grace <= 0 {
 			_ = c.uc.Close()
@@ -269,13 +281,17 @@ func (c *Conn) closeWith(reason error, grace time.Duration) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
-		_ = c.uc.Session().Shutdown(ctx)
+		_ = c.uc.Session().ShutdownAsync(ctx)
 	})
 }
 
 // Close closes the connection gracefully: its streams get
 // Config.CloseTimeout to end, and everything written on them before is
-// delivered to the peer.
+// delivered to the peer. It returns once the go-away is written; the
+// connection leaves the table (ConnClosed) when the peer closes in return,
+// or the muxer's linger (2 s) later if it does not. Done tells when: a
+// program that exits right after Close and must know its data arrived
+// waits for it.
 func (c *Conn) Close() error {
 	c.closeWith(errClosedByUser, c.h.cfg.CloseTimeout)
 	return nil
@@ -315,7 +331,6 @@ func (h *Host) gcLocked(ps *peerState) {
 // side's hello for c. A peer that answers "na" does not speak it: c is
 // marked legacy and duplicates are then resolved by probing.
 func (h *Host) sendHello(c *Conn) {
-	defer h.wg.Done()
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.HelloTimeout)
 	defer cancel()
 	err := func() error {

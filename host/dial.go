@@ -320,12 +320,13 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 }
 
 // dialAddr dials one address and upgrades the connection, redialing after
-// a jittered delay when the election tied (Config.TieRetries) or the peer
-// reset the connection before security began (Config.ResetRetries).
+// a jittered delay when the election tied or the dial crossed one of a
+// peer without simopen (Config.TieRetries each), or the peer reset the
+// connection before security began (Config.ResetRetries).
 func (h *Host) dialAddr(ctx context.Context, p peer.ID, a ma.Multiaddr) (*upgrader.Conn, error) {
 	tie := simopen.Backoff{Base: 50 * time.Millisecond, Cap: time.Second, Rand: h.jitter}
 	reset := simopen.Backoff{Base: 100 * time.Millisecond, Cap: 2 * time.Second, Rand: h.jitter}
-	ties, resets := 0, 0
+	ties, crossings, resets := 0, 0, 0
 	for {
 		raw, err := h.dialRaw(ctx, a)
 		if err != nil {
@@ -339,6 +340,11 @@ func (h *Host) dialAddr(ctx context.Context, p peer.ID, a ma.Multiaddr) (*upgrad
 		case errors.Is(err, upgrader.ErrSimopenTie) && ties < h.cfg.TieRetries:
 			delay = tie.Delay(ties)
 			ties++
+		case errors.Is(err, upgrader.ErrPeerWithoutSimopen) && crossings < h.cfg.TieRetries:
+			// The peer's crossing dial fails too; ours, redialed once
+			// the pair's sockets are gone, is an ordinary dial.
+			delay = tie.Delay(crossings)
+			crossings++
 		case resetBeforeSecurity(err) && resets < h.cfg.ResetRetries:
 			delay = reset.Delay(resets)
 			resets++

@@ -42,17 +42,35 @@
 // # Nothing waits forever
 //
 // TCP connect 5 s, the whole upgrade 10 s, stream protocol negotiation
-// 10 s, the hello exchange 10 s, yamux keepalive 10 s + 10 s (a silent peer
+// 10 s, identify 10 s, the hello exchange 10 s, yamux keepalive 10 s + 10 s (a silent peer
 // is detected within 20 s), a stream write without progress 30 s,
 // TCP_USER_TIMEOUT 20 s. A closed connection leaves the table at once and
 // a ConnClosed event says why.
 //
 // # Closing without loss
 //
-// Conn.Close and Host.Close are graceful (muxer Session.Shutdown): streams
-// get Config.CloseTimeout (5 s) to end, everything written is delivered,
-// and the TCP connection ends with FIN, not RST. Write, close the stream,
+// Conn.Close and Host.Close are graceful (muxer Session.ShutdownAsync):
+// streams get Config.CloseTimeout (5 s) to end, everything written is
+// delivered, and the TCP connection ends with FIN, not RST. They return
+// once the go-away is written; the wait for the peer's close in answer
+// goes on in the background, at most the muxer's linger (2 s), and is
+// skipped when the peer has gone, so a peer that does not close on go-away
+// does not hold a closing program. Write, close the stream,
 // close the connection loses nothing (go-libp2p loses it all).
+//
+// # Identify
+//
+// The host serves /ipfs/id/1.0.0 and /ipfs/id/push/1.0.0 (host/identify):
+// its protocols, listen addresses (unspecified ones expanded to the
+// machine's), agent, public key, the peer's observed address and a signed
+// peer record. It asks every new connection's peer, checks the key and the
+// record against the authenticated peer ID, and keeps the answer on the
+// connection (Conn.Identify, Conn.Identified, PeerIdentified and
+// IdentifyFailed events); pushes from the peer update it. Adding or
+// removing a stream handler pushes to every peer that serves push. The
+// hello is then offered only to peers whose identify lists it; a peer
+// whose identify failed or that does not serve it is offered the hello as
+// before. Each exchange is bounded by Config.IdentifyTimeout (10 s).
 //
 // # Protocols and events
 //
@@ -66,7 +84,9 @@
 // # Limits
 //
 // Peers are known by the addresses given to Connect and KeepConnected;
-// there is no peer store or discovery. Two processes running at once with
+// there is no peer store or discovery: the addresses identify reports are
+// kept on the connection, not dialed. The listen addresses are fixed at
+// New, so pushes follow protocol changes only. Two processes running at once with
 // one key look like one peer restarting back and forth. TCP only.
 //
 // ARCHITECTURE.md (repository root) places this package in the pipeline

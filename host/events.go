@@ -5,6 +5,7 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/concordp2p/concord/host/identify"
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/simopen"
@@ -12,8 +13,8 @@ import (
 )
 
 // Event is what Config.Observer receives: ConnOpened, ConnClosed,
-// DuplicateResolved, KeepaliveFailed, BackoffScheduled, or an upgrader
-// event (wrapped in UpgradeEvent).
+// DuplicateResolved, KeepaliveFailed, BackoffScheduled, PeerIdentified,
+// IdentifyFailed, or an upgrader event (wrapped in UpgradeEvent).
 type Event interface{ isHostEvent() }
 
 // ConnOpened: a connection joined the table.
@@ -87,6 +88,24 @@ type BackoffScheduled struct {
 	Err      error
 }
 
+// PeerIdentified: the peer's identify response arrived and checked out
+// (Push false), or a push updated it (Push true). Info is what the
+// connection now holds (Conn.Identify).
+type PeerIdentified struct {
+	Peer peer.ID
+	Seq  uint64
+	Info identify.Info
+	Push bool
+}
+
+// IdentifyFailed: the identify request on a new connection failed; Err
+// says why (see Conn.Identify). The connection stays up.
+type IdentifyFailed struct {
+	Peer peer.ID
+	Seq  uint64
+	Err  error
+}
+
 // UpgradeEvent carries an event of the upgrader (upgrade started/finished
 // with per-stage durations and the election record, inbound refused).
 type UpgradeEvent struct {
@@ -99,3 +118,5 @@ func (DuplicateResolved) isHostEvent() {}
 func (BackoffScheduled) isHostEvent()  {}
 func (KeepaliveFailed) isHostEvent()   {}
 func (UpgradeEvent) isHostEvent()      {}
+func (PeerIdentified) isHostEvent()    {}
+func (IdentifyFailed) isHostEvent()    {}

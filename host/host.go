@@ -10,6 +10,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multistream"
 
+	"github.com/concordp2p/concord/host/identify"
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/transport/tcp"
@@ -61,6 +62,12 @@ type Host struct {
 	hmu      sync.RWMutex
 	handlers map[string]StreamHandler // guarded by hmu
 
+	pubKey   []byte        // the identity's public key, as identify sends it
+	pushCh   chan struct{} // to runPusher: the protocols changed (capacity 1)
+	idmu     sync.Mutex
+	idAddrs  []ma.Multiaddr // identify's listen addresses; guarded by idmu
+	idRecord []byte         // the signed peer record of idAddrs; guarded by idmu
+
 	mu     sync.Mutex
 	peers  map[peer.ID]*peerState // guarded by mu
 	seq    uint64                 // last connection sequence number given; guarded by mu
@@ -86,6 +93,10 @@ func New(cfg Config) (*Host, error) {
 		msel:     multistream.NewMultistreamMuxer[string](),
 		handlers: map[string]StreamHandler{},
 		peers:    map[peer.ID]*peerState{},
+		pushCh:   make(chan struct{}, 1),
+	}
+	if h.pubKey, err = peer.MarshalPublicKey(cfg.Identity.Public()); err != nil {
+		return nil, fmt.Errorf("%w: identity: %w", ErrInvalidConfig, err)
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.dialRaw = func(ctx context.Context, a ma.Multiaddr) (net.Conn, error) {
@@ -102,6 +113,8 @@ func New(cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	h.setHandler(HelloProtocolID, h.serveHello)
+	h.setHandler(identify.ID, h.serveIdentify)
+	h.setHandler(identify.PushID, h.servePush)
 	h.serveProtocols()
 	for _, a := range cfg.ListenAddrs {
 		if err := h.listen(a); err != nil {
@@ -109,6 +122,12 @@ func New(cfg Config) (*Host, error) {
 			return nil, err
 		}
 	}
+	if err := h.sealRecord(); err != nil {
+		_ = h.Close()
+		return nil, err
+	}
+	h.wg.Add(1)
+	go h.runPusher()
 	return h, nil
 }
 
@@ -169,8 +188,10 @@ func (h *Host) ListenerStats() []upgrader.ListenerStats {
 }
 
 // Close closes the listeners and every connection, gracefully (each gets
-// at most Config.CloseTimeout, in parallel), stops every dial and keeper,
-// and waits for all the host's goroutines. It is idempotent.
+// at most Config.CloseTimeout for its streams, in parallel, and is left to
+// its muxer's bounded linger once its go-away is written), stops every
+// dial and keeper, and waits for all the host's goroutines. It is
+// idempotent.
 func (h *Host) Close() error {
 	h.mu.Lock()
 	if h.closed {

@@ -126,6 +126,11 @@ func TestLegacyTieKeepsNewest(t *testing.T) {
 	h := newHoldHost(t)
 	l := newLegacyPeer(t)
 	older := l.dial(h)
+	// The dialer's upgrade ends before the host's: let the host table the
+	// first connection before the second, or its order can be the other.
+	if !waitUntil(t, 5*time.Second, func() bool { return len(h.Conns(l.u.LocalPeer())) == 1 }) {
+		t.Fatal("the host did not take the first connection")
+	}
 	newer := l.dial(h)
 	if got := legacyOutcome(t, h, l.u.LocalPeer(), older, newer); got != newer {
 		t.Fatal("the older connection survived a tie")

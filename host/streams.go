@@ -9,6 +9,7 @@ import (
 
 	"github.com/multiformats/go-multistream"
 
+	"github.com/concordp2p/concord/host/identify"
 	"github.com/concordp2p/concord/internal/ctxconn"
 	"github.com/concordp2p/concord/muxer"
 	"github.com/concordp2p/concord/peer"
@@ -41,11 +42,19 @@ func (s *Stream) RemotePeer() peer.ID { return s.conn.RemotePeer() }
 
 // SetStreamHandler serves protocol with handler, replacing any handler it
 // had. Streams for protocols without a handler are answered "na".
+//
+// HelloProtocolID, identify.ID and identify.PushID are the host's own and
+// panic. Peers that serve identify push learn of the change.
 func (h *Host) SetStreamHandler(protocol string, handler StreamHandler) {
-	if protocol == HelloProtocolID {
-		panic("host: " + HelloProtocolID + " is reserved for the host")
+	if reserved(protocol) {
+		panic("host: " + protocol + " is reserved for the host")
 	}
 	h.setHandler(protocol, handler)
+	h.schedulePush()
+}
+
+func reserved(protocol string) bool {
+	return protocol == HelloProtocolID || protocol == identify.ID || protocol == identify.PushID
 }
 
 func (h *Host) setHandler(protocol string, handler StreamHandler) {
@@ -57,13 +66,14 @@ func (h *Host) setHandler(protocol string, handler StreamHandler) {
 
 // RemoveStreamHandler stops serving protocol.
 func (h *Host) RemoveStreamHandler(protocol string) {
-	if protocol == HelloProtocolID {
+	if reserved(protocol) {
 		return
 	}
 	h.hmu.Lock()
 	delete(h.handlers, protocol)
 	h.hmu.Unlock()
 	h.msel.RemoveHandler(protocol)
+	h.schedulePush()
 }
 
 // handleStream negotiates an inbound stream's protocol, bounded by

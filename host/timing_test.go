@@ -38,8 +38,24 @@ func memHost(t *testing.T, cfg Config, dial func(ctx context.Context, a ma.Multi
 	if dial != nil {
 		h.dialRaw = dial
 	}
-	t.Cleanup(func() { _ = h.Close() })
+	t.Cleanup(func() { closeAndWait(h) })
 	return h
+}
+
+// closeAndWait closes h and waits until the sessions of its connections
+// have closed: Close leaves their lingers to the background, and a synctest
+// bubble must not end while one runs.
+func closeAndWait(h *Host) {
+	h.mu.Lock()
+	var conns []*Conn
+	for _, ps := range h.peers {
+		conns = append(conns, ps.conns...)
+	}
+	h.mu.Unlock()
+	_ = h.Close()
+	for _, c := range conns {
+		<-c.Done()
+	}
 }
 
 // pipeTo returns a dial function that connects to b over an in-memory
@@ -229,4 +245,65 @@ func TestKeepaliveDetectsSilentPeer(t *testing.T) {
 // serves.
 func peerAt(b *Host) peer.AddrInfo {
 	return peer.AddrInfo{ID: b.ID(), Addrs: []ma.Multiaddr{fakeAddr}}
+}
+
+// TestRedialAfterCrossingWithoutSimopen: the first dial meets a peer that
+// dialed too and has no simopen (it sends its own proposal, as go-libp2p
+// does, and closes on reading ours); Connect fails that attempt at once
+// and redials after the tie backoff's jittered delay (half of 50 ms here),
+// and the redial, an ordinary dial, connects. No address backoff remains.
+func TestRedialAfterCrossingWithoutSimopen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := memHost(t, Config{}, nil)
+		pipe := pipeTo(b, nil)
+		var dials atomic.Int32
+		var crossedAt, redialAt time.Time
+		var log eventLog
+		a := memHost(t, Config{Observer: log.observe}, func(ctx context.Context, addr ma.Multiaddr) (net.Conn, error) {
+			if dials.Add(1) > 1 {
+				redialAt = time.Now()
+				return pipe(ctx, addr)
+			}
+			x, y := simopentest.Pipe(time.Millisecond)
+			go func() {
+				// A multistream-select dialer: header and proposal in one
+				// write, then it reads the header and expects the echo.
+				_, _ = y.Write([]byte("\x13/multistream/1.0.0\n\x07/noise\n"))
+				_, _ = y.Read(make([]byte, 128))
+				_ = y.Close()
+			}()
+			crossedAt = time.Now()
+			return x, nil
+		})
+		start := time.Now()
+		_, err := a.Connect(context.Background(), peer.AddrInfo{ID: b.ID(), Addrs: []ma.Multiaddr{fakeAddr}})
+		if err != nil {
+			t.Fatalf("Connect: %v", err)
+		}
+		if dials.Load() != 2 {
+			t.Fatalf("%d dials, want 2", dials.Load())
+		}
+		// The failed attempt took the pipe's one-way delay (1 ms) to read
+		// the peer's proposal; the redial waited half the 50 ms bound.
+		if d := redialAt.Sub(crossedAt); d != time.Millisecond+25*time.Millisecond {
+			t.Errorf("redial %v after the crossing, want 26 ms", d)
+		}
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Errorf("Connect took %v", d)
+		}
+		if bo := a.Backoff(b.ID()); len(bo) != 0 {
+			t.Errorf("address backoff %+v after success", bo)
+		}
+		var crossed bool
+		for _, e := range log.events {
+			if ue, ok := e.(UpgradeEvent); ok {
+				if f, ok := ue.Event.(upgrader.UpgradeFinished); ok && errors.Is(f.Err, upgrader.ErrPeerWithoutSimopen) {
+					crossed = true
+				}
+			}
+		}
+		if !crossed {
+			t.Error("no upgrade failed with ErrPeerWithoutSimopen")
+		}
+	})
 }

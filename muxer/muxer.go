@@ -79,6 +79,21 @@ type Session interface {
 	// accepted and then cut. OpenStream fails from then on.
 	Shutdown(ctx context.Context) error
 
+	// ShutdownAsync is Shutdown that does not wait for the peer's close:
+	// it returns once every stream handed out has ended and the GoAway
+	// has been written (or, when ctx ends first, closes at once and
+	// returns its cause, as Shutdown does). The session then closes on
+	// its own when the peer closes in return, or after the
+	// implementation's linger (yamux: 2 s) if the peer does not; Done
+	// tells when. Nothing is lost by returning early: everything written
+	// is on its way behind the GoAway, and the close that follows is the
+	// same as Shutdown's. A process that exits at once cuts the linger
+	// short: its kernel then closes the socket, with a FIN and delivering
+	// what it holds, unless bytes from the peer arrive unread in that
+	// moment, which turns the close into an RST. A program that must know
+	// its data arrived waits for Done (or uses Shutdown).
+	ShutdownAsync(ctx context.Context) error
+
 	// NumStreams is the number of streams open in either direction.
 	NumStreams() int
 }

@@ -13,6 +13,18 @@ var (
 	// election is 2^-64.
 	ErrSimopenTie = errors.New("simopen: election tie and no peer IDs to break it")
 
+	// ErrPeerWithoutSimopen: this side dialed, and where "na" or the
+	// extension's token was due the peer proposed a protocol of its own:
+	// it dialed too (a TCP simultaneous open, both sides dialing from
+	// their listen ports) and does not speak the extension — go-libp2p
+	// since go-multistream v0.5, js-libp2p, rust-libp2p. It fails its side
+	// as well when it reads our token where the answer to its proposal
+	// was due, so the connection cannot be saved. The dialer should close
+	// it and redial after a jittered delay (Backoff): the peer's dial has
+	// failed by then, and the redial is an ordinary dial that the peer
+	// accepts. The error wrapping it quotes the peer's proposal.
+	ErrPeerWithoutSimopen = errors.New("simopen: the peer dialed too and does not speak simultaneous-connect")
+
 	// ErrNoCommonProtocol: the peer answered "na" to every protocol we
 	// proposed, or as election responder we refused every protocol the
 	// peer proposed.

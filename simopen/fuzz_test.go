@@ -85,7 +85,7 @@ func FuzzDial(f *testing.F) {
 		if err != nil {
 			var pe *ProtocolError
 			if !errors.As(err, &pe) && !errors.Is(err, ErrMalformedToken) && !errors.Is(err, ErrSimopenTie) &&
-				!errors.Is(err, ErrNoCommonProtocol) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				!errors.Is(err, ErrNoCommonProtocol) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrPeerWithoutSimopen) {
 				t.Fatalf("untyped error %v", err)
 			}
 			if errors.Is(err, ErrSimopenTie) && peers {

@@ -3,6 +3,7 @@ package simopen
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
@@ -154,6 +155,11 @@ func (m *machine) receive(tok string) error {
 			m.emit(formatSelect(m.nonce))
 			m.state = stateSkipProposal
 		default:
+			if strings.HasPrefix(tok, "/") {
+				// A protocol proposal: the peer is a multistream-select
+				// dialer itself (spec/simopen.md 3.7).
+				return m.fail(fmt.Errorf("%w: it proposed %s", ErrPeerWithoutSimopen, quoteTrimmed(tok)))
+			}
 			return m.fail(&ProtocolError{Expected: quote(TokenNA) + " or " + quote(ProtocolID), Got: tok})
 		}
 
@@ -272,3 +278,11 @@ func (m *machine) eof() error {
 }
 
 func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+// quoteTrimmed quotes a peer-controlled token, at most maxQuoted bytes of it.
+func quoteTrimmed(s string) string {
+	if len(s) > maxQuoted {
+		return quote(s[:maxQuoted]) + "…"
+	}
+	return quote(s)
+}

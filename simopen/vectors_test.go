@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,7 +62,8 @@ type vecExpect struct {
 	Protocol  string       `json:"protocol,omitempty"`
 	Election  *vecElection `json:"election,omitempty"`
 	Pipelined bool         `json:"pipelined,omitempty"`
-	// Error is "protocol", "malformed", "tie", "no-common-protocol" or "eof".
+	// Error is "protocol", "malformed", "tie", "no-common-protocol", "eof"
+	// or "peer-without-simopen".
 	Error string `json:"error,omitempty"`
 	// Got is the offending token of a protocol error; Expected describes
 	// what was due (informative).
@@ -250,6 +252,13 @@ func vectorTable() []vector {
 			Transcript:  []vecEntry{w("a", H, SO, noise), w("b", H, SO, noise), w("a", sel(nonceB)), w("b", sel(nonceB))},
 			Expect:      map[string]vecExpect{"a": {Error: "tie"}, "b": {Error: "tie"}},
 		},
+		{
+			Name:        "crossing-peer-without-extension",
+			Description: "B dialed too but does not speak the extension (go-libp2p, js-libp2p): its proposal comes where na or the simopen token is due. A fails at once with the retryable peer-without-simopen error and redials.",
+			A:           dialSide(nonceA, noise), B: vecSide{Mode: "script"},
+			Transcript: []vecEntry{w("a", H, SO, noise), w("b", H, noise)},
+			Expect:     map[string]vecExpect{"a": {Error: "peer-without-simopen", Got: noise}},
+		},
 	}
 
 	// Malformed peers: A is Concord's dialer, B sends fixed bytes.
@@ -266,8 +275,6 @@ func vectorTable() []vector {
 	vs = append(vs,
 		bad("header", "B speaks another multistream version.",
 			[]vecEntry{w("b", "/multistream/2.0.0")}, protoErr(quote(H), "/multistream/2.0.0")),
-		bad("dialer-without-extension", "B dialed too but does not speak the extension: its proposal comes where na or the simopen token is due.",
-			[]vecEntry{w("b", H, noise)}, protoErr(`"na" or "/libp2p/simultaneous-connect"`, noise)),
 		bad("echo-mismatch", "B answers A's proposal with another protocol.",
 			[]vecEntry{w("b", H, TokenNA, tls)}, protoErr(`"/noise" or "na"`, tls)),
 		bad("select-missing", "After the skipped proposal, B sends 'initiator' where select:<n> is due.",
@@ -541,6 +548,8 @@ func checkExpect(t *testing.T, want vecExpect, res Result, err error, done bool)
 			match = errors.Is(err, ErrNoCommonProtocol)
 		case "eof":
 			match = errors.Is(err, io.ErrUnexpectedEOF)
+		case "peer-without-simopen":
+			match = errors.Is(err, ErrPeerWithoutSimopen) && strings.Contains(err.Error(), strconv.Quote(want.Got))
 		default:
 			t.Fatalf("unknown expected error kind %q", want.Error)
 		}

@@ -32,7 +32,8 @@
 //
 // Upgrade errors are *Error{Stage, Remote, RemotePeer, Err}. Conditions are
 // checked with errors.Is: ErrHandshakeTimeout, ErrPeerIDMismatch,
-// ErrSimopenTie (retry after simopen.Backoff's delay), ErrNoCommonProtocol,
+// ErrSimopenTie and ErrPeerWithoutSimopen (both: retry after
+// simopen.Backoff's delay), ErrNoCommonProtocol,
 // ErrGated, ErrAdmissionRefused, ErrEvicted, ErrFirstByteTimeout. A failed
 // upgrade always closes the raw connection.
 //

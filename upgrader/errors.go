@@ -53,6 +53,12 @@ var (
 	// tie could not be broken by peer ID. Retry after a randomized delay
 	// (simopen.Backoff).
 	ErrSimopenTie = simopen.ErrSimopenTie
+	// ErrPeerWithoutSimopen: a TCP simultaneous open with a peer that does
+	// not speak simopen (go-libp2p, js-libp2p): both sides dialed, the
+	// peer proposed its protocol where an answer was due, and both fail.
+	// Redial after a randomized delay (simopen.Backoff); the redial is an
+	// ordinary dial.
+	ErrPeerWithoutSimopen = simopen.ErrPeerWithoutSimopen
 	// ErrNoCommonProtocol: the peers share no security protocol or no
 	// muxer.
 	ErrNoCommonProtocol = errors.New("upgrader: no common protocol")

@@ -66,6 +66,7 @@ func runPing(ctx context.Context, e *env, ai peer.AddrInfo, cfg host.Config, ses
 		return fmt.Errorf("ping: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "PING %s via %s (%s, %s)\n", ai.ID, addrString(conn.RemoteMultiaddr()), conn.Security(), conn.Muxer())
+	printIdentify(ctx, e, conn, timeout)
 
 	var (
 		s     *host.Stream
@@ -119,6 +120,29 @@ func runPing(ctx context.Context, e *env, ai peer.AddrInfo, cfg host.Config, ses
 		return errors.New("ping: no ping was answered")
 	}
 	return nil
+}
+
+// printIdentify prints one line of what the peer's identify said, waiting
+// for it at most timeout.
+func printIdentify(ctx context.Context, e *env, c *host.Conn, timeout time.Duration) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-c.Identified():
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	info, err := c.Identify()
+	if err != nil {
+		fmt.Fprintf(e.stdout, "identify: %v\n", err)
+		return
+	}
+	signed := "unsigned"
+	if info.Record != nil {
+		signed = "signed"
+	}
+	fmt.Fprintf(e.stdout, "identify: agent %q, %d protocols, %d listen addresses (%s)\n",
+		info.AgentVersion, len(info.Protocols), len(info.ListenAddrs), signed)
 }
 
 // pingOnce pings on *s, opening a stream first if there is none, and drops

@@ -354,3 +354,76 @@ func TestShutdownSlowPeer(t *testing.T) {
 		}
 	})
 }
+
+// TestShutdownAsyncBlackholedPeer: against a peer that never answers the
+// go-away, ShutdownAsync returns as soon as the go-away is written, and
+// the session still closes, on its own, exactly one linger later.
+func TestShutdownAsyncBlackholedPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := newPipe(pipeCapacity)
+		defer b.Close() // nobody reads b: a blackhole
+		c := mustSession(t, Config{}, a, network.RoleInitiator)
+		start := time.Now()
+		if err := c.ShutdownAsync(context.Background()); err != nil {
+			t.Fatalf("ShutdownAsync: %v", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("ShutdownAsync took %v, want no wait", d)
+		}
+		if c.IsClosed() {
+			t.Fatal("closed before the linger")
+		}
+		if _, err := c.OpenStream(context.Background()); err == nil {
+			t.Error("OpenStream succeeded after ShutdownAsync")
+		}
+		<-c.Done()
+		if d := time.Since(start); d != shutdownLinger {
+			t.Errorf("closed after %v, want the linger %v", d, shutdownLinger)
+		}
+	})
+}
+
+// TestShutdownAsyncDelivers: write, close the stream, ShutdownAsync: it
+// returns before the peer has closed, and the peer still reads every
+// byte; the session closes when the peer does, without the linger.
+func TestShutdownAsyncDelivers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, s := newSessions(t, Config{}, Config{})
+		a, b := openPair(t, c, s)
+		msg := randomData(5, 64<<10)
+		got := make(chan []byte, 1)
+		go func() {
+			r, _ := io.ReadAll(b)
+			got <- r
+		}()
+		if _, err := a.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		_ = a.Close()
+		start := time.Now()
+		if err := c.ShutdownAsync(context.Background()); err != nil {
+			t.Fatalf("ShutdownAsync: %v", err)
+		}
+		<-c.Done()
+		if d := time.Since(start); d >= shutdownLinger {
+			t.Errorf("closed after %v: the linger ran although the peer closed", d)
+		}
+		if r := <-got; !bytes.Equal(r, msg) {
+			t.Errorf("peer read %d of %d bytes", len(r), len(msg))
+		}
+	})
+}
+
+// TestShutdownAsyncDeadPeer: a session whose peer is gone is closed at
+// once, with no goroutine left to linger.
+func TestShutdownAsyncDeadPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, s := newSessions(t, Config{}, Config{})
+		_ = s.Close()
+		<-c.Done()
+		if err := c.ShutdownAsync(context.Background()); err == nil {
+			t.Error("ShutdownAsync of a closed session reported no error")
+		}
+		synctest.Wait() // a lingering goroutine would keep the bubble busy past here
+	})
+}

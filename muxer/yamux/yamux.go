@@ -262,7 +262,36 @@ func (s *session) Close() error {
 // after GoAway has marked the session. A stream that crosses the go-away
 // is therefore refused, never handed out and then cut by the peer's close.
 func (s *session) Shutdown(ctx context.Context) error {
+	if err := s.goAway(ctx); err != nil {
+		s.Close()
+		return err
+	}
 	defer s.Close()
+	return s.linger(ctx)
+}
+
+// ShutdownAsync is Shutdown without its wait for the peer's close: once
+// the go-away is written it returns, and a goroutine of the session waits
+// for the peer's close, at most the linger, and then closes. A peer that
+// has gone already (the session closed) is not waited for.
+func (s *session) ShutdownAsync(ctx context.Context) error {
+	if err := s.goAway(ctx); err != nil {
+		s.Close()
+		return err
+	}
+	if s.ys.IsClosed() {
+		return nil
+	}
+	go func() {
+		defer s.Close()
+		_ = s.linger(context.Background())
+	}()
+	return nil
+}
+
+// goAway waits for the streams to end, then queues the go-away and waits
+// until it has been written: the first part of Shutdown.
+func (s *session) goAway(ctx context.Context) error {
 	for {
 		idle, live := s.drainIfIdle()
 		if idle == nil {
@@ -299,9 +328,13 @@ func (s *session) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("shutdown: go-away not written: %w", context.Cause(ctx))
 	}
-	// The peer's close after the go-away is the proof of delivery. One
-	// that does not close on go-away (not go-yamux v5) or is gone gets a
-	// short linger, and delivery is unconfirmed.
+	return nil
+}
+
+// linger waits, once the go-away is written, for the peer's close: the
+// proof of delivery. One that does not close on go-away (not go-yamux v5)
+// or is gone gets a short linger, and delivery is unconfirmed.
+func (s *session) linger(ctx context.Context) error {
 	linger := time.NewTimer(shutdownLinger)
 	defer linger.Stop()
 	select {
