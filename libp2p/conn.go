@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -90,7 +91,8 @@ const (
 	StatElection statKey = "concord.election" // simopen.Election, after a simultaneous open
 )
 
-// Close closes the connection gracefully: streams the user has not closed
+// Close closes the connection gracefully (when the session has not ended
+// already): streams the user has not closed
 // for writing are reset (go-libp2p's swarm resets them right after
 // anyway), streams half-closed by the user stop reading, and then the
 // session shuts down: everything written is sent, a go-away follows, and
@@ -98,6 +100,12 @@ const (
 // within Config.CloseTimeout.
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
+		if c.uc.IsClosed() {
+			// The session has already ended (the peer's go-away, a
+			// keepalive failure): nothing can be sent any more, and
+			// what the streams received stays readable.
+			return
+		}
 		c.mu.Lock()
 		c.closing = true
 		open := make([]*stream, 0, len(c.streams))
@@ -168,8 +176,18 @@ type stream struct {
 	wroteClosed bool // CloseWrite called
 }
 
+// Read returns data before errors: when the session has ended (the peer's
+// go-away after its last bytes, say), go-yamux returns the bytes it had
+// buffered together with the error of the window update it could not
+// send, and a reader that stops at the first error (io.Copy) would lose
+// the rest of the buffered data and the EOF behind it. Holding the error
+// back is safe: the next Read reads on, and reports EOF, a reset or the
+// session's end once nothing is left.
 func (s *stream) Read(b []byte) (int, error) {
 	n, err := s.Stream.Read(b)
+	if n > 0 && err != nil && err != io.EOF {
+		return n, nil
+	}
 	return n, mapErr(err)
 }
 
@@ -193,8 +211,17 @@ func (s *stream) Close() error {
 	return mapErr(s.Stream.Close())
 }
 
+// Reset aborts the stream and tells the peer. Once the session has ended
+// there is no one to tell, and Reset only releases the stream: data it had
+// received stays readable up to the peer's EOF. go-libp2p's swarm resets
+// every stream of a connection that ended, "just for cleaning up state";
+// a real reset there would throw away the last bytes a peer sent before
+// its go-away.
 func (s *stream) Reset() error {
 	defer s.c.remove(s)
+	if s.c.uc.IsClosed() {
+		return nil
+	}
 	return mapErr(s.Stream.Reset())
 }
 
