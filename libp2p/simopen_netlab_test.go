@@ -57,8 +57,11 @@ func newSide(t *testing.T, h *netlab.Host, concord bool, port int) *side {
 			}
 			if !s.accepting.Load() {
 				t.Errorf("%s accepted a connection from %s: not a simultaneous open", h.Name, c.RemoteMultiaddr())
+				_ = c.Close()
+				continue
 			}
-			_ = c.Close()
+			// Expected: kept open until the test ends.
+			t.Cleanup(func() { _ = c.Close() })
 		}
 	}()
 	return s
