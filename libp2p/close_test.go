@@ -34,6 +34,17 @@ func lostMessages(t *testing.T, a, b lhost.Host, n, size int) int {
 		_ = s.Close()
 		got <- buf.Len()
 	})
+	// Each message travels on a connection of its own: the next one
+	// starts once b has seen the close.
+	gone := make(chan struct{}, 1)
+	b.Network().Notify(&lnetwork.NotifyBundle{DisconnectedF: func(_ lnetwork.Network, c lnetwork.Conn) {
+		if c.RemotePeer() == a.ID() {
+			select {
+			case gone <- struct{}{}:
+			default:
+			}
+		}
+	}})
 	msg := bytes.Repeat([]byte{0x5a}, size)
 	lost := 0
 	for i := range n {
@@ -62,10 +73,10 @@ func lostMessages(t *testing.T, a, b lhost.Host, n, size int) int {
 		case <-time.After(2 * time.Second):
 			lost++
 		}
-		// Let b see the close before the next connection, so each
-		// message travels on a connection of its own.
-		for j := 0; j < 200 && len(b.Network().ConnsToPeer(a.ID())) > 0; j++ {
-			time.Sleep(5 * time.Millisecond)
+		select {
+		case <-gone:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d: b did not see the connection close", i)
 		}
 	}
 	return lost
