@@ -266,3 +266,70 @@ func errOrOK(err error) string {
 	}
 	return err.Error()
 }
+
+// crossDialRoles is crossDial with go-libp2p's hole-punching convention:
+// a's context says it is the client (initiator), b's that it is not.
+func crossDialRoles(t *testing.T, p *netlab.Pair, a, b *side, port int) (ra, rb dialResult) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dial := func(from, to *side, isClient bool, out *dialResult) func(context.Context) error {
+		return func(ctx context.Context) error {
+			ctx = lnetwork.WithSimultaneousConnect(ctx, isClient, "hole punching")
+			out.c, out.err = from.tr.Dial(ctx, to.addr(port), to.id)
+			return nil
+		}
+	}
+	if err := p.SimultaneousOpen(ctx, dial(a, b, true, &ra), dial(b, a, false, &rb)); err != nil {
+		t.Fatalf("simultaneous open: %v", err)
+	}
+	return ra, rb
+}
+
+// TestRealSimultaneousConnectRoles: what go-libp2p's hole puncher (DCUtR)
+// does: both sides dial at once, each told its role. The Concord transport
+// uses the role instead of electing, so it meets another Concord transport
+// and go-libp2p's stock one (which does the same) in either role.
+func TestRealSimultaneousConnectRoles(t *testing.T) {
+	p := netlab.NewPair(t)
+	cases := []struct {
+		name               string
+		concordA, concordB bool
+	}{
+		{"concord client, concord server", true, true},
+		{"concord client, stock server", true, false},
+		{"stock client, concord server", false, true},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			port := 48000 + i
+			a, b := newSide(t, p.A, tc.concordA, port), newSide(t, p.B, tc.concordB, port)
+			ra, rb := crossDialRoles(t, p, a, b, port)
+			if ra.err != nil || rb.err != nil {
+				t.Fatalf("dials: client %v, server %v", ra.err, rb.err)
+			}
+			defer ra.c.Close()
+			defer rb.c.Close()
+			for _, r := range []struct {
+				c       transport.CapableConn
+				dir     lnetwork.Direction
+				role    string
+				concord bool
+			}{{ra.c, lnetwork.DirOutbound, "initiator", tc.concordA}, {rb.c, lnetwork.DirInbound, "responder", tc.concordB}} {
+				if !r.concord {
+					continue
+				}
+				st := r.c.(lnetwork.ConnStat).Stat()
+				if st.Direction != r.dir || st.Extra[StatRole] != r.role || st.Extra[StatElection] != nil {
+					t.Errorf("Stat %v, role %v, election %v; want %v, %s, none", st.Direction, st.Extra[StatRole], st.Extra[StatElection], r.dir, r.role)
+				}
+			}
+			if err := echoOnce(ra.c, rb.c, "client to server"); err != nil {
+				t.Fatalf("stream: %v", err)
+			}
+			if err := echoOnce(rb.c, ra.c, "server to client"); err != nil {
+				t.Fatalf("stream: %v", err)
+			}
+		})
+	}
+}
