@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/event"
 	lhost "github.com/libp2p/go-libp2p/core/host"
 	lnetwork "github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -135,6 +136,7 @@ func checkPair(t *testing.T, from, to lhost.Host, sec string) {
 	if cs.Transport != "tcp" || string(cs.Security) != sec || cs.StreamMultiplexer != yamux.ID || !cs.UsedEarlyMuxerNegotiation {
 		t.Errorf("ConnState %+v, want tcp, %s, %s, early muxer negotiation", cs, sec, yamux.ID)
 	}
+	waitConnected(ctx, t, to, from.ID())
 	for _, pair := range [][2]lhost.Host{{from, to}, {to, from}} {
 		a, b := pair[0], pair[1]
 		ids, ok := a.(interface{ IDService() identify.IDService })
@@ -189,5 +191,24 @@ func TestInteropConcordTransportBothHosts(t *testing.T) {
 		t.Run(strings.Split(sec, "/")[1], func(t *testing.T) {
 			checkPair(t, newHost(t, true, sec), newHost(t, true, sec), sec)
 		})
+	}
+}
+
+// waitConnected waits until h's swarm holds a connection to p: the
+// accepting side adds a connection a moment after the dialer's upgrade
+// has ended.
+func waitConnected(ctx context.Context, t *testing.T, h lhost.Host, p lpeer.ID) {
+	t.Helper()
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for h.Network().Connectedness(p) != lnetwork.Connected {
+		select {
+		case <-sub.Out():
+		case <-ctx.Done():
+			t.Fatalf("%s never saw its connection to %s", h.ID(), p)
+		}
 	}
 }
