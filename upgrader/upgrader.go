@@ -182,7 +182,13 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 		sl.advance(progressAuthenticated)
 	}
 	if g := u.cfg.Gater; g != nil {
-		if err := g.InterceptSecured(dir, sc.RemotePeer(), raw.RemoteAddr()); err != nil {
+		var err error
+		if rg, ok := g.(RawConnGater); ok {
+			err = rg.InterceptSecuredRaw(unwatched(raw), dir, sc.RemotePeer())
+		} else {
+			err = g.InterceptSecured(dir, sc.RemotePeer(), raw.RemoteAddr())
+		}
+		if err != nil {
 			_ = sc.Close()
 			return fail(StageSecurity, fmt.Errorf("%w: %w", ErrGated, err))
 		}
@@ -333,12 +339,19 @@ func (u *Upgrader) observe(e Event) {
 	}
 }
 
+// unwatched returns the connection the caller handed over: a Listener's
+// upgrades run on a watchedConn around it.
+func unwatched(raw net.Conn) net.Conn {
+	if w, ok := raw.(*watchedConn); ok {
+		return w.Conn
+	}
+	return raw
+}
+
 // multiaddrsOf returns raw's addresses as multiaddrs, nil where they are
 // not TCP addresses (in-memory pipes in tests).
 func multiaddrsOf(raw net.Conn) (local, remote ma.Multiaddr) {
-	if w, ok := raw.(*watchedConn); ok {
-		raw = w.Conn
-	}
+	raw = unwatched(raw)
 	if tc, ok := raw.(*tcp.Conn); ok {
 		return tc.LocalMultiaddr(), tc.RemoteMultiaddr()
 	}
