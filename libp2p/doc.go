@@ -37,8 +37,9 @@
 //     raw connection closes, whatever closed it (a failed upgrade, Close,
 //     the peer, keepalive).
 //   - Connection gater: InterceptAccept runs for every accepted socket
-//     before the upgrade; InterceptSecured once the peer is authenticated
-//     (see Limits); the swarm calls InterceptUpgraded itself.
+//     before the upgrade; InterceptSecured once the handshake has
+//     authenticated the peer, before the muxer (upgrader.RawConnGater);
+//     the swarm calls InterceptUpgraded itself.
 //   - Simultaneous connect: a dial whose context carries
 //     network.WithSimultaneousConnect (go-libp2p's hole puncher) runs
 //     with the given role and no election (upgrader.UpgradeAs), as the
@@ -57,11 +58,6 @@
 //
 // # Limits
 //
-//   - InterceptSecured runs after the muxer is set up rather than before
-//     it (the upgrader's gater hook does not see go-libp2p's connection
-//     scope); the muxer is normally inlined in the handshake, so no extra
-//     byte is exchanged with a peer it refuses, and the connection is
-//     closed before it is returned.
 //   - CloseWithError sends no error code (Concord's muxer session does
 //     not expose go-yamux's CloseWithError) and ResetWithError is Reset.
 //   - Streams are not charged to go-libp2p's memory accounting (the

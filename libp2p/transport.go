@@ -166,8 +166,9 @@ func (t *Transport) Listen(laddr ma.Multiaddr) (transport.Listener, error) {
 	return newListener(t, ul, tl.Multiaddr()), nil
 }
 
-// track wraps a raw connection with its scope and registers it, so that
-// the upgrader's gater hook can find them.
+// track wraps a raw connection with its scope and registers it by its
+// 4-tuple, so that the listener can find it again for the upgraded
+// connection the upgrader's Listener returns.
 func (t *Transport) track(tc *tcp.Conn, scope lnetwork.ConnManagementScope, dir lnetwork.Direction, peerSet bool) *rawConn {
 	rc := &rawConn{Conn: tc, t: t, scope: scope, dir: dir, peerSet: peerSet,
 		key: keyOf(tc.LocalMultiaddr(), tc.RemoteMultiaddr())}
@@ -241,37 +242,42 @@ func (c *rawConn) Close() error {
 }
 
 // concordGater is the upgrader's Gater: it runs go-libp2p's resource
-// manager and gater steps that need the authenticated peer.
+// manager and gater steps that need the authenticated peer, on the
+// connection's own scope, between the handshake and the muxer.
 type concordGater Transport
+
+var _ upgrader.RawConnGater = (*concordGater)(nil)
 
 // InterceptAccept: the raw listener has already run go-libp2p's gater and
 // resource manager on the connection.
 func (g *concordGater) InterceptAccept(net.Addr) error { return nil }
 
-// InterceptSecured sees only the remote address, not the connection; the
-// work is done in InterceptUpgraded, which does.
+// InterceptSecured is not called: InterceptSecuredRaw replaces it.
 func (g *concordGater) InterceptSecured(network.Direction, peer.ID, net.Addr) error { return nil }
 
-// InterceptUpgraded sets the peer on the connection's scope (inbound) and
-// asks go-libp2p's gater InterceptSecured.
-func (g *concordGater) InterceptUpgraded(c *upgrader.Conn) error {
-	t := (*Transport)(g)
-	rc := t.lookup(keyOf(c.LocalMultiaddr(), c.RemoteMultiaddr()))
-	if rc == nil {
-		return fmt.Errorf("concordlibp2p: connection %s-%s not tracked", c.LocalMultiaddr(), c.RemoteMultiaddr())
+// InterceptSecuredRaw sets the peer on the connection's scope (inbound;
+// a dial set it before connecting) and asks go-libp2p's gater
+// InterceptSecured.
+func (g *concordGater) InterceptSecuredRaw(raw net.Conn, _ network.Direction, remote peer.ID) error {
+	rc, ok := raw.(*rawConn)
+	if !ok {
+		return fmt.Errorf("concordlibp2p: upgrading a connection of type %T", raw)
 	}
-	p := lpeer.ID(c.RemotePeer())
+	p := lpeer.ID(remote)
 	if !rc.peerSet {
 		if err := rc.scope.SetPeer(p); err != nil {
 			return fmt.Errorf("resource manager refused peer %s: %w", p, err)
 		}
 		rc.peerSet = true
 	}
-	if t.gater != nil && !t.gater.InterceptSecured(rc.dir, p, rc.multiaddrs()) {
-		return fmt.Errorf("gater refused secured connection with %s at %s", p, c.RemoteMultiaddr())
+	if t := (*Transport)(g); t.gater != nil && !t.gater.InterceptSecured(rc.dir, p, rc.multiaddrs()) {
+		return fmt.Errorf("gater refused secured connection with %s at %s", p, rc.RemoteMultiaddr())
 	}
 	return nil
 }
+
+// InterceptUpgraded: the swarm calls go-libp2p's InterceptUpgraded itself.
+func (g *concordGater) InterceptUpgraded(*upgrader.Conn) error { return nil }
 
 func (c *rawConn) multiaddrs() lnetwork.ConnMultiaddrs {
 	return maddrs{c.LocalMultiaddr(), c.RemoteMultiaddr()}
