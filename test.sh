@@ -49,4 +49,9 @@ if [ -f interop/go.mod ]; then
   (cd interop && go vet ./... && go test -race -count=1 -timeout 30m ./...)
 fi
 
+if [ -f libp2p/go.mod ]; then
+  log "libp2p module: go vet, go test -race"
+  (cd libp2p && go vet ./... && go test -race -count=1 -timeout 20m ./...)
+fi
+
 log "all tests passed"

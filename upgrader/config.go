@@ -142,6 +142,17 @@ type Gater interface {
 	InterceptUpgraded(c *Conn) error
 }
 
+// RawConnGater is an optional extension of Gater. When the Gater also
+// implements it, the upgrader calls InterceptSecuredRaw instead of
+// InterceptSecured, with the raw connection being upgraded: the net.Conn
+// given to Upgrade, or the one the Listener's RawListener returned. A gater
+// that wraps raw connections (with a resource account of its own, say)
+// finds its wrapper there. raw is for identification only: reading or
+// writing it corrupts the upgrade.
+type RawConnGater interface {
+	InterceptSecuredRaw(raw net.Conn, dir network.Direction, remote peer.ID) error
+}
+
 // populate returns a copy of cfg with every default filled in.
 func (cfg Config) populate() (Config, error) {
 	if cfg.Identity == nil {

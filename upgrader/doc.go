@@ -16,7 +16,10 @@
 // and the dialer is the initiator at no extra round trip. When both sides
 // dialed (a TCP simultaneous open), the simopen election picks exactly one
 // initiator (see package simopen). Everything after stage 1 uses the
-// network.Role it produced, never the network.Direction.
+// network.Role it produced, never the network.Direction. UpgradeAs lets
+// the caller fix the role instead (a coordinated hole punch, where both
+// sides dial and a signalling protocol has said who leads): stage 1 is
+// then plain multistream-select with no simopen token.
 //
 // # Deadlines and cancellation
 //

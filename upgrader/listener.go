@@ -248,7 +248,7 @@ func (l *Listener) admit(raw net.Conn) {
 	go func() {
 		defer l.wg.Done()
 		defer cancel(nil)
-		c, err := l.u.upgrade(ctx, &watchedConn{Conn: raw, s: sl, firstByte: firstByte}, network.DirInbound, "", sl)
+		c, err := l.u.upgrade(ctx, &watchedConn{Conn: raw, s: sl, firstByte: firstByte}, network.DirInbound, network.RoleUnknown, "", sl)
 		if firstByte != nil {
 			firstByte()
 		}

@@ -74,16 +74,36 @@ func (u *Upgrader) LocalPeer() peer.ID { return u.local }
 //
 // On failure raw is closed and the error is an *Error naming the stage.
 func (u *Upgrader) Upgrade(ctx context.Context, raw net.Conn, dir network.Direction, expected peer.ID) (*Conn, error) {
-	c, err := u.upgrade(ctx, raw, dir, expected, nil)
+	return u.UpgradeAs(ctx, raw, dir, network.RoleUnknown, expected)
+}
+
+// UpgradeAs is Upgrade with the role fixed by the caller instead of elected,
+// when role is not RoleUnknown: a coordinated simultaneous dial (a hole
+// punch, where both sides dial and a signalling protocol has already said
+// who leads) must not run the election, since the peer does not. Stage 1
+// is then plain multistream-select: the initiator proposes the security
+// protocols without the simopen token, the responder answers as Accept
+// does. The Conn's Election is nil. RoleUnknown means Upgrade's election
+// (dir DirOutbound) or responder (DirInbound).
+func (u *Upgrader) UpgradeAs(ctx context.Context, raw net.Conn, dir network.Direction, role network.Role, expected peer.ID) (*Conn, error) {
+	var c *Conn
+	var err error
+	if role != network.RoleUnknown && role != network.RoleInitiator && role != network.RoleResponder {
+		err = &Error{Stage: StageSimopen, Remote: raw.RemoteAddr().String(), RemotePeer: expected,
+			Err: fmt.Errorf("%w: role %v", ErrInvalidConfig, role)}
+	} else {
+		c, err = u.upgrade(ctx, raw, dir, role, expected, nil)
+	}
 	if err != nil {
 		_ = raw.Close()
 	}
 	return c, err
 }
 
-// upgrade runs the pipeline; a listener passes the admission slot (nil
-// otherwise), whose stage it advances.
-func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direction, expected peer.ID, sl *slot) (*Conn, error) {
+// upgrade runs the pipeline with the role fixed (RoleUnknown: the
+// direction decides, as in Upgrade); a listener passes the admission slot
+// (nil otherwise), whose stage it advances.
+func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direction, fixed network.Role, expected peer.ID, sl *slot) (*Conn, error) {
 	start := time.Now()
 	local, remote := multiaddrsOf(raw)
 	ev := UpgradeFinished{Direction: dir, Local: local, Remote: remote, ExpectedPeer: expected}
@@ -116,9 +136,15 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 		cfg.Protocols, cfg.LocalPeer, cfg.RemotePeer, cfg.Rand = u.secIDs, u.local, expected, u.cfg.Rand
 		var out simopenOut
 		var err error
-		if dir == network.DirOutbound {
+		switch {
+		case fixed == network.RoleInitiator:
+			out.res, err = selectSecurity(ctx, raw, u.secIDs)
+			out.conn = raw
+		case fixed == network.RoleResponder:
+			out.res, out.conn, err = simopen.Accept(ctx, raw, cfg)
+		case dir == network.DirOutbound:
 			out.res, out.conn, err = simopen.Dial(ctx, raw, cfg)
-		} else {
+		default:
 			out.res, out.conn, err = simopen.Accept(ctx, raw, cfg)
 		}
 		return out, err
@@ -156,7 +182,13 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 		sl.advance(progressAuthenticated)
 	}
 	if g := u.cfg.Gater; g != nil {
-		if err := g.InterceptSecured(dir, sc.RemotePeer(), raw.RemoteAddr()); err != nil {
+		var err error
+		if rg, ok := g.(RawConnGater); ok {
+			err = rg.InterceptSecuredRaw(unwatched(raw), dir, sc.RemotePeer())
+		} else {
+			err = g.InterceptSecured(dir, sc.RemotePeer(), raw.RemoteAddr())
+		}
+		if err != nil {
 			_ = sc.Close()
 			return fail(StageSecurity, fmt.Errorf("%w: %w", ErrGated, err))
 		}
@@ -244,6 +276,27 @@ func stageError(ctx context.Context, err error) error {
 	return err
 }
 
+// selectSecurity is stage 1 for a caller-fixed initiator: plain
+// multistream-select of the security protocol, in preference order,
+// without the simopen token (the peer runs no election). The conn's
+// deadline follows ctx meanwhile.
+func selectSecurity(ctx context.Context, raw net.Conn, ids []string) (simopen.Result, error) {
+	b := ctxconn.Bind(ctx, raw)
+	id, err := multistream.SelectOneOf(ids, raw)
+	if err != nil {
+		var ns multistream.ErrNotSupported[string]
+		if errors.As(err, &ns) {
+			err = fmt.Errorf("%w: peer supports none of the security protocols %q", ErrNoCommonProtocol, ids)
+		} else {
+			err = fmt.Errorf("selecting security protocol: %w", err)
+		}
+	}
+	if err = b.Release(err); err != nil {
+		return simopen.Result{}, err
+	}
+	return simopen.Result{Role: network.RoleInitiator, Protocol: id}, nil
+}
+
 // negotiateMuxer runs multistream-select for the muxer over the secured
 // connection: the initiator proposes in preference order, the responder
 // accepts the first it supports. The connection's deadline follows ctx for
@@ -286,12 +339,19 @@ func (u *Upgrader) observe(e Event) {
 	}
 }
 
+// unwatched returns the connection the caller handed over: a Listener's
+// upgrades run on a watchedConn around it.
+func unwatched(raw net.Conn) net.Conn {
+	if w, ok := raw.(*watchedConn); ok {
+		return w.Conn
+	}
+	return raw
+}
+
 // multiaddrsOf returns raw's addresses as multiaddrs, nil where they are
 // not TCP addresses (in-memory pipes in tests).
 func multiaddrsOf(raw net.Conn) (local, remote ma.Multiaddr) {
-	if w, ok := raw.(*watchedConn); ok {
-		raw = w.Conn
-	}
+	raw = unwatched(raw)
 	if tc, ok := raw.(*tcp.Conn); ok {
 		return tc.LocalMultiaddr(), tc.RemoteMultiaddr()
 	}

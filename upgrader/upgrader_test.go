@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -312,5 +313,85 @@ func TestLayerConfigsReachTheirLayers(t *testing.T) {
 	defer closeAll(ra, rb)
 	if ra.err == nil || rb.err == nil {
 		t.Fatalf("upgrade with a TLS clock a year behind: errors %v and %v, want both to fail", ra.err, rb.err)
+	}
+}
+
+func TestUpgradeAsFixedRoles(t *testing.T) {
+	// A coordinated simultaneous dial (hole punch): both sides dialed, and
+	// the caller says who leads. No election runs, whichever side is told
+	// to initiate does, and the connection works both ways.
+	for _, aRole := range []network.Role{network.RoleInitiator, network.RoleResponder} {
+		t.Run("a "+aRole.String(), func(t *testing.T) {
+			bRole := network.RoleResponder
+			if aRole == network.RoleResponder {
+				bRole = network.RoleInitiator
+			}
+			ua, ub := newUpgrader(t, Config{}), newUpgrader(t, Config{})
+			ca, cb := pipe(0)
+			var ra, rb upgradeResult
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				ra.c, ra.err = ua.UpgradeAs(context.Background(), ca, network.DirOutbound, aRole, ub.LocalPeer())
+			}()
+			go func() {
+				defer wg.Done()
+				rb.c, rb.err = ub.UpgradeAs(context.Background(), cb, network.DirOutbound, bRole, ua.LocalPeer())
+			}()
+			wg.Wait()
+			defer closeAll(ra, rb)
+			if ra.err != nil || rb.err != nil {
+				t.Fatalf("upgrade: a %v, b %v", ra.err, rb.err)
+			}
+			if ra.c.Role() != aRole || rb.c.Role() != bRole {
+				t.Fatalf("roles a %v, b %v; want %v, %v", ra.c.Role(), rb.c.Role(), aRole, bRole)
+			}
+			if ra.c.Election() != nil || rb.c.Election() != nil {
+				t.Fatalf("election records %+v %+v, want none", ra.c.Election(), rb.c.Election())
+			}
+			if !ra.c.MuxerInlined() {
+				t.Errorf("muxer not inlined with fixed roles")
+			}
+			checkEcho(t, ra.c, rb.c, "a to b")
+			checkEcho(t, rb.c, ra.c, "b to a")
+		})
+	}
+}
+
+func TestUpgradeAsInitiatorMeetsPlainResponder(t *testing.T) {
+	// A fixed initiator's peer that accepted the connection answers as
+	// always; a fixed initiator never sends the simopen token, so even a
+	// peer that would run an election (it dialed too) sees plain
+	// multistream-select and answers it.
+	ua, ub := newUpgrader(t, Config{}), newUpgrader(t, Config{})
+	ca, cb := pipe(0)
+	var ra, rb upgradeResult
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		ra.c, ra.err = ua.UpgradeAs(context.Background(), ca, network.DirOutbound, network.RoleInitiator, ub.LocalPeer())
+	}()
+	go func() { defer wg.Done(); rb.c, rb.err = ub.Upgrade(context.Background(), cb, network.DirInbound, "") }()
+	wg.Wait()
+	defer closeAll(ra, rb)
+	if ra.err != nil || rb.err != nil {
+		t.Fatalf("upgrade: a %v, b %v", ra.err, rb.err)
+	}
+	checkEcho(t, ra.c, rb.c, "a to b")
+}
+
+func TestUpgradeAsInvalidRole(t *testing.T) {
+	u := newUpgrader(t, Config{})
+	ca, cb := pipe(0)
+	defer cb.Close()
+	_, err := u.UpgradeAs(context.Background(), ca, network.DirOutbound, network.Role(7), "")
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("got %v, want ErrInvalidConfig", err)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Stage != StageSimopen {
+		t.Fatalf("got %v, want an *Error at StageSimopen", err)
 	}
 }

@@ -1,5 +1,5 @@
 // Command bench runs the same workloads against Concord's TCP transport and
-// upgrader (Noise, yamux) and against go-libp2p v0.51's (Noise, yamux), in
+// upgrader (Noise, yamux) and against go-libp2p v0.52's (Noise, yamux), in
 // one process, over loopback, and prints each figure with the ratio
 // Concord/go-libp2p. Both ends of every connection (server and client) run
 // in this process, so CPU and memory figures cover both.

@@ -286,7 +286,7 @@ type concordClient struct{ c *upgrader.Conn }
 func (c concordClient) OpenStream(ctx context.Context) (stream, error) { return c.c.OpenStream(ctx) }
 func (c concordClient) Close() error                                   { return c.c.Close() }
 
-// libp2pStack is go-libp2p v0.51's TCP transport and upgrader as a
+// libp2pStack is go-libp2p v0.52's TCP transport and upgrader as a
 // go-libp2p host configures them with Noise and yamux: yamux offered inside
 // the Noise handshake, go-libp2p's yamux defaults, no resource manager
 // (go-libp2p's NullResourceManager) and no connection gater.

@@ -1,5 +1,5 @@
 // Package host holds the interop tests of Concord's host
-// (github.com/concordp2p/concord/host) against a go-libp2p v0.51 host
+// (github.com/concordp2p/concord/host) against a go-libp2p v0.52 host
 // (libp2p.New: TCP on 127.0.0.1 only, Noise, yamux, no relay, NAT or mDNS).
 //
 // The case covered is duplicate resolution with a peer that does not speak

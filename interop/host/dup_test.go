@@ -136,7 +136,7 @@ func newConcord(t testing.TB, ev *events, cut *atomic.Int32) *chost.Host {
 		Upgrader: upgrader.Config{Security: upgrader.SecurityConfig{Protocols: []string{chost.SecurityNoise}}},
 		// Dials from ephemeral ports: go-libp2p dials from its listen
 		// port, and a crossing from both listen ports could make one TCP
-		// simultaneous open, which go-libp2p v0.51 cannot upgrade.
+		// simultaneous open, which go-libp2p v0.52 cannot upgrade.
 		TCP:      tcp.Config{DisableReuse: true},
 		Observer: ev.observe,
 	})
@@ -230,7 +230,7 @@ func waitConverged(lh lphost.Host, ch *chost.Host, ev *events, held *atomic.Int3
 }
 
 // errNewStream: go-libp2p's NewStream failed, so no byte of the stream's
-// data was written. go-libp2p v0.51 negotiates the protocol inside
+// data was written. go-libp2p v0.52 negotiates the protocol inside
 // NewStream.
 var errNewStream = errors.New("go-libp2p NewStream failed")
 

@@ -1,7 +1,7 @@
 // Package simopen tests Concord's simopen stage against go-multistream:
 // the reference simopen code of v0.2.2 and v0.4.1
 // (SelectWithSimopenOrFail) in both roles of an election and as single
-// dialer, those versions' listeners, and v0.6 (what go-libp2p v0.51 uses)
+// dialer, those versions' listeners, and v0.6 (what go-libp2p v0.52 uses)
 // as a plain multistream-select peer.
 //
 // Three versions of one module cannot share a build under their real

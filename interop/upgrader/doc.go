@@ -1,5 +1,5 @@
 // Package upgrader holds the interop tests of Concord's upgrader
-// (github.com/concordp2p/concord/upgrader) against go-libp2p v0.51: its TCP
+// (github.com/concordp2p/concord/upgrader) against go-libp2p v0.52: its TCP
 // transport with its upgrader (p2p/transport/tcp, p2p/net/upgrader) and a
 // full go-libp2p host (libp2p.New, TCP only, on 127.0.0.1).
 //
