@@ -88,6 +88,8 @@ func TestFaults(t *testing.T) {
 		{"bound-handshake-in", func(t *testing.T, l *lab) { testBoundInbound(t, l, true) }},
 		{"bound-close", testBoundClose},
 		{"bound-negotiation", testBoundNegotiation},
+		{"bound-hello", testBoundHello},
+		{"bound-duplicate-grace", testBoundDuplicateGrace},
 		{"noread-frozen-short", func(t *testing.T, l *lab) { testFrozen(t, l, true) }},
 		{"noread-frozen-default", func(t *testing.T, l *lab) { testFrozen(t, l, false) }},
 		{"load", testLoad},

@@ -111,8 +111,12 @@ type Config struct {
 	// resolution keeps serving its open streams before it closes.
 	// Default 10 s.
 	DuplicateGrace time.Duration
-	// HelloTimeout bounds the hello exchange on a new connection.
-	// Default 10 s.
+	// HelloTimeout bounds each half of the hello exchange on a new
+	// connection: sending this host's hello (the stream opened, the
+	// protocol agreed, the message written), and reading the peer's
+	// once its hello stream is accepted. A half that fails is reported
+	// as a HelloFailed event (ErrHelloTimeout); the connection stays up.
+	// A peer that never opens a hello stream is not timed. Default 10 s.
 	HelloTimeout time.Duration
 	// CloseTimeout bounds a graceful close (Conn.Close, Host.Close): the
 	// time its streams get to end and its data to be delivered before the

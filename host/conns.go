@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -328,9 +329,11 @@ func (h *Host) gcLocked(ps *peerState) {
 }
 
 // sendHello proposes the hello protocol on a new stream and sends this
-// side's hello for c. A peer that answers "na" does not speak it: c is
-// marked legacy and duplicates are then resolved by probing.
+// side's hello for c, bounded by Config.HelloTimeout. A peer that answers
+// "na" does not speak it: c is marked legacy and duplicates are then
+// resolved by probing. Any other failure is reported (HelloFailed).
 func (h *Host) sendHello(c *Conn) {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.HelloTimeout)
 	defer cancel()
 	err := func() error {
@@ -339,14 +342,17 @@ func (h *Host) sendHello(c *Conn) {
 			return err
 		}
 		defer s.Close()
-		defer ctxconn.Bind(ctx, s).Stop()
-		if err := multistream.SelectProtoOrFail(HelloProtocolID, s); err != nil {
-			return err
-		}
-		if _, err := s.Write(hello{Incarnation: h.inc, Seq: c.seq}.marshal()); err != nil {
-			return err
-		}
-		return s.CloseWrite()
+		b := ctxconn.Bind(ctx, s)
+		err = func() error {
+			if err := multistream.SelectProtoOrFail(HelloProtocolID, s); err != nil {
+				return err
+			}
+			if _, err := s.Write(hello{Incarnation: h.inc, Seq: c.seq}.marshal()); err != nil {
+				return err
+			}
+			return s.CloseWrite()
+		}()
+		return b.Release(err)
 	}()
 	var ns multistream.ErrNotSupported[string]
 	switch {
@@ -354,20 +360,38 @@ func (h *Host) sendHello(c *Conn) {
 	case errors.As(err, &ns):
 		h.markLegacy(c)
 	default:
-		h.cfg.Logger.Debug("hello not sent", "peer", c.RemotePeer().ShortString(), "seq", c.seq, "err", err)
+		h.helloFailed(c, true, start, fmt.Errorf("sending the hello: %w", err))
 	}
 }
 
-// serveHello is the hello protocol's handler.
+// serveHello is the hello protocol's handler: the peer's hello must arrive
+// within Config.HelloTimeout of the stream's acceptance.
 func (h *Host) serveHello(s *Stream) {
-	_ = s.SetReadDeadline(time.Now().Add(h.cfg.HelloTimeout))
+	start := time.Now()
+	_ = s.SetReadDeadline(start.Add(h.cfg.HelloTimeout))
 	m, err := readHello(s)
 	_ = s.Close()
 	if err != nil {
-		h.cfg.Logger.Debug("bad hello", "peer", s.Conn().RemotePeer().ShortString(), "err", err)
+		h.helloFailed(s.Conn(), false, start, fmt.Errorf("reading the hello: %w", err))
 		return
 	}
 	h.helloReceived(s.Conn(), m)
+}
+
+// helloFailed reports a failed half of the hello exchange on c, unless c
+// or the host closed under it (ConnClosed says why). A failure at the
+// HelloTimeout wraps ErrHelloTimeout.
+func (h *Host) helloFailed(c *Conn, sending bool, start time.Time, err error) {
+	elapsed := time.Since(start)
+	if c.IsClosed() || h.ctx.Err() != nil {
+		return
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("%w (%v): %w", ErrHelloTimeout, h.cfg.HelloTimeout, err)
+	}
+	h.emit(HelloFailed{Peer: c.RemotePeer(), Seq: c.seq, Sending: sending, Err: err, Elapsed: elapsed})
+	h.cfg.Logger.Debug("hello failed", "peer", c.RemotePeer().ShortString(), "seq", c.seq,
+		"sending", sending, "elapsed", elapsed, "err", err)
 }
 
 // helloReceived records the peer's hello for c and resolves duplicates.
@@ -399,7 +423,9 @@ func (h *Host) helloReceived(c *Conn, m hello) {
 	}
 	for _, i := range v.losers {
 		if x := ps.conns[i]; x.state == stateActive {
-			x.state = stateDraining
+			// The reason is set now, not when the drain begins: the peer's
+			// go-away may close the session first.
+			x.state, x.reason = stateDraining, ErrDuplicate
 			losers = append(losers, x)
 		}
 	}
@@ -517,7 +543,7 @@ func (h *Host) probeAndResolve(group []*Conn) {
 			h.mu.Unlock()
 			continue
 		}
-		x.state = stateDraining
+		x.state, x.reason = stateDraining, ErrDuplicate
 		if ps := h.peers[x.RemotePeer()]; ps != nil {
 			ps.notifyLocked()
 		}

@@ -45,7 +45,8 @@
 // 10 s, identify 10 s, the hello exchange 10 s, yamux keepalive 10 s + 10 s (a silent peer
 // is detected within 20 s), a stream write without progress 30 s,
 // TCP_USER_TIMEOUT 20 s. A closed connection leaves the table at once and
-// a ConnClosed event says why.
+// a ConnClosed event says why; a hello that failed or timed out (each half,
+// sending and reading, bounded) is a HelloFailed event.
 //
 // # Closing without loss
 //

@@ -14,7 +14,8 @@ import (
 
 // Event is what Config.Observer receives: ConnOpened, ConnClosed,
 // DuplicateResolved, KeepaliveFailed, BackoffScheduled, PeerIdentified,
-// IdentifyFailed, or an upgrader event (wrapped in UpgradeEvent).
+// IdentifyFailed, HelloFailed, or an upgrader event (wrapped in
+// UpgradeEvent).
 type Event interface{ isHostEvent() }
 
 // ConnOpened: a connection joined the table.
@@ -106,6 +107,24 @@ type IdentifyFailed struct {
 	Err  error
 }
 
+// HelloFailed: one half of the hello exchange on a connection failed:
+// this host's hello was not delivered (Sending true), or the peer opened
+// the hello stream and its hello did not arrive complete (Sending false).
+// Err says why: errors.Is(Err, ErrHelloTimeout) when Config.HelloTimeout
+// passed first (a peer that stalls in the hello), ErrMalformedHello for a
+// message that does not parse. The connection stays up, but without the
+// peer's hello it takes no part in duplicate resolution. A hello cut
+// because its connection closed is not reported: ConnClosed is.
+type HelloFailed struct {
+	Peer    peer.ID
+	Seq     uint64
+	Sending bool
+	Err     error
+	// Elapsed is how long this half ran: from the start of this host's
+	// hello (Sending) or from the peer's hello stream being accepted.
+	Elapsed time.Duration
+}
+
 // UpgradeEvent carries an event of the upgrader (upgrade started/finished
 // with per-stage durations and the election record, inbound refused).
 type UpgradeEvent struct {
@@ -120,3 +139,4 @@ func (KeepaliveFailed) isHostEvent()   {}
 func (UpgradeEvent) isHostEvent()      {}
 func (PeerIdentified) isHostEvent()    {}
 func (IdentifyFailed) isHostEvent()    {}
+func (HelloFailed) isHostEvent()       {}

@@ -28,6 +28,10 @@ const (
 // ErrMalformedHello reports a hello message that does not parse.
 var ErrMalformedHello = errors.New("host: malformed hello message")
 
+// ErrHelloTimeout: one half of the hello exchange did not finish within
+// Config.HelloTimeout (HelloFailed).
+var ErrHelloTimeout = errors.New("host: hello timed out")
+
 // Incarnation identifies one run of a host process: random, drawn when the
 // host is created. A peer that presents a new incarnation has restarted, so
 // its connections with an older one are stale.

@@ -157,6 +157,12 @@ type fakePeer struct {
 	up       *upgrader.Upgrader
 	handlers map[string]func(muxer.Stream)
 	wrap     func(net.Conn) net.Conn // if not nil, wraps the peer's end of each pipe
+	// raw, if not nil, serves each stream instead of serve: the stream
+	// as accepted, before any multistream-select.
+	raw func(muxer.Stream)
+	// onConn, if not nil, runs on each connection once it is upgraded,
+	// beside the accept loop; the connection closes after both end.
+	onConn func(*upgrader.Conn)
 
 	mu       sync.Mutex
 	proposed []string // every protocol the host proposed, in order
@@ -190,10 +196,17 @@ func (f *fakePeer) dialer(t *testing.T, wg *sync.WaitGroup) func(context.Context
 			defer c.Close()
 			var swg sync.WaitGroup
 			defer swg.Wait()
+			if f.onConn != nil {
+				swg.Go(func() { f.onConn(c) })
+			}
 			for {
 				s, err := c.AcceptStream(context.Background())
 				if err != nil {
 					return
+				}
+				if f.raw != nil {
+					swg.Go(func() { f.raw(s) })
+					continue
 				}
 				swg.Go(func() { f.serve(s) })
 			}

@@ -155,6 +155,9 @@ func logEvent(log *slog.Logger, ev host.Event) {
 			"kept_seq", e.SurvivorSeq, "closed_seq", e.ClosedSeq, "immediate", e.Immediate)
 	case host.KeepaliveFailed:
 		log.InfoContext(ctx, "keepalive failed", "peer", short(e.Peer), "seq", e.Seq, "lifetime", e.Lifetime)
+	case host.HelloFailed:
+		log.InfoContext(ctx, "hello failed", "peer", short(e.Peer), "seq", e.Seq, "sending", e.Sending,
+			"after", e.Elapsed, "err", e.Err)
 	case host.BackoffScheduled:
 		log.InfoContext(ctx, "dial failed", "peer", short(e.Peer), "addr", e.Addr, "failures", e.Failures,
 			"retry_after", e.Until.Format("15:04:05.000"), "err", e.Err)

@@ -18,7 +18,7 @@ package main
 //	    → dur, seq (the connection the stream used), err, is
 //	state PEER
 //	    → conns [{seq, rseq, rinc, draining, closed, direction, role,
-//	      election, local, remote}], listeners [upgrader.ListenerStats],
+//	      election, streams, local, remote}], listeners [upgrader.ListenerStats],
 //	      accepted (the listeners' Accepted, summed)
 //	stall PEER BYTES
 //	    Open a sinkProtocol stream and write up to BYTES in 16 KiB writes.
@@ -51,6 +51,13 @@ package main
 //	    HOLD), dropped (closed by the server after it sent something),
 //	    refusedP50/P99/Max (connect to close), droppedMin/Max (the same
 //	    for dropped ones), dur
+//	hellostall PEER MADDR
+//	    Connect to PEER at MADDR as a bare upgrader with a fresh key that
+//	    stalls in both halves of the hello (hello.go) and wait until the
+//	    host has closed both hello streams.
+//	    → inAfter (the host's hello stream: its proposal read → closed),
+//	      outAfter (this peer's: the protocol agreed → closed), inErr,
+//	      outErr (the read error that ended each, if not EOF), err
 //	usage [gc]
 //	    → fds (open descriptors), goroutines, rss (resident bytes), heap
 //	      (bytes in use); with gc, after a garbage collection that returns
@@ -138,6 +145,10 @@ func (p *peerProc) command(verb string, args []string) reply {
 	case "flood":
 		if err = need(5); err == nil {
 			return flood(ctx, args)
+		}
+	case "hellostall":
+		if err = need(2); err == nil {
+			return helloStall(ctx, args)
 		}
 	case "perf":
 		if err = need(2); err == nil {
@@ -324,8 +335,8 @@ func (p *peerProc) state(id string) reply {
 		cr := reply{
 			"seq": c.Seq(), "draining": c.Draining(), "closed": c.IsClosed(),
 			"direction": c.Direction().String(), "role": c.Role().String(),
-			"election": c.Election() != nil,
-			"local":    c.LocalMultiaddr().String(), "remote": c.RemoteMultiaddr().String(),
+			"election": c.Election() != nil, "streams": c.NumStreams(),
+			"local": c.LocalMultiaddr().String(), "remote": c.RemoteMultiaddr().String(),
 		}
 		if ok {
 			cr["rinc"], cr["rseq"] = inc.String(), seq

@@ -248,6 +248,10 @@ func (p *peerProc) observe(e host.Event) {
 	case host.DuplicateResolved:
 		r["event"], r["peer"], r["seq"] = "duplicate", e.Peer.String(), e.ClosedSeq
 		r["survivor"], r["rule"], r["immediate"] = e.SurvivorSeq, string(e.Rule), e.Immediate
+	case host.HelloFailed:
+		r["event"], r["peer"], r["seq"] = "hello_failed", e.Peer.String(), e.Seq
+		r["sending"], r["elapsed"] = e.Sending, e.Elapsed
+		r["reason"], r["is"] = e.Err.Error(), errorKinds(e.Err)
 	default:
 		return
 	}
@@ -312,6 +316,7 @@ func errorKinds(err error) []string {
 		{"conn_write_timeout", muxer.ErrConnWriteTimeout},
 		{"stale_incarnation", host.ErrStaleIncarnation},
 		{"duplicate", host.ErrDuplicate},
+		{"hello_timeout", host.ErrHelloTimeout},
 		{"backoff", host.ErrBackoff},
 		{"handshake_timeout", upgrader.ErrHandshakeTimeout},
 		{"admission_refused", upgrader.ErrAdmissionRefused},

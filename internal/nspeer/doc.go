@@ -26,7 +26,7 @@
 // leaves the error to the caller in the reply's Result, and Send and Await
 // split a command so that several run at once (two dials that cross, say).
 // WaitEvent waits for a host event (a connection opened, closed, or resolved
-// as a duplicate), past or future. Signal, Kill and Restart treat the process
+// as a duplicate, a failed hello), past or future. Signal, Kill and Restart treat the process
 // as a program (SIGSTOP a peer, kill -9 it, start it again with the same key
 // file and port), and FDs counts its open descriptors from outside.
 //

@@ -26,17 +26,19 @@ func (r Result) Matches(kind string) bool { return slices.Contains(r.Is, kind) }
 
 // Event is a host event a peer reported.
 type Event struct {
-	Event     string // opened, closed, duplicate
+	Event     string // opened, closed, duplicate, hello_failed
 	At        int64  // unix ns when the host reported it
 	Peer      string
 	Seq       uint64
 	Election  bool
 	Direction string
-	Reason    string   // closed: the reason's text, for messages
-	Is        []string // closed: the conditions the reason matches
+	Reason    string   // closed, hello_failed: the reason's text, for messages
+	Is        []string // closed, hello_failed: the conditions the reason matches
 	Survivor  uint64   // duplicate: the connection kept
 	Rule      string   // duplicate: the rule that decided
 	Immediate bool
+	Sending   bool          // hello_failed: this host's hello (else the peer's)
+	Elapsed   time.Duration // hello_failed: how long the half ran
 }
 
 // Time is when the host reported the event.
@@ -71,6 +73,7 @@ type ConnState struct {
 	Direction string
 	Role      string
 	Election  bool // the connection went through a simopen election
+	Streams   int  // streams open on it, either direction (Conn.NumStreams)
 	Local     string
 	Remote    string
 }

@@ -43,6 +43,7 @@ type Metrics struct {
 	conns           *prometheus.GaugeVec     // direction
 	connsClosed     *prometheus.CounterVec   // reason
 	keepaliveFailed prometheus.Counter
+	helloFailed     *prometheus.CounterVec // half, outcome
 	dialFailures    prometheus.Counter
 	streamBytes     *prometheus.CounterVec // protocol, direction
 
@@ -101,6 +102,10 @@ func New() *Metrics {
 		Name: "concord_keepalive_failures_total",
 		Help: "Connections closed because the peer stopped answering keepalive pings.",
 	})
+	m.helloFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "concord_hello_failures_total",
+		Help: "Halves of the hello exchange that failed (the connection stays up), by half (sending, receiving) and outcome (timeout, error).",
+	}, []string{"half", "outcome"})
 	m.dialFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "concord_dial_failures_total",
 		Help: "Dials of one address that failed and put it in backoff.",
@@ -110,7 +115,7 @@ func New() *Metrics {
 		Help: "Payload bytes on the command's ping, perf and echo streams, by protocol and direction (sent, received).",
 	}, []string{"protocol", "direction"})
 	for _, c := range []prometheus.Collector{m.handshakes, m.handshakeTime, m.elections, m.duplicates, m.refused,
-		m.conns, m.connsClosed, m.keepaliveFailed, m.dialFailures, m.streamBytes} {
+		m.conns, m.connsClosed, m.keepaliveFailed, m.helloFailed, m.dialFailures, m.streamBytes} {
 		f(c)
 	}
 	f(listenerCollector{m})
@@ -223,6 +228,15 @@ func (m *Metrics) Observe(ev host.Event) {
 		m.duplicates.WithLabelValues(string(e.Rule)).Inc()
 	case host.KeepaliveFailed:
 		m.keepaliveFailed.Inc()
+	case host.HelloFailed:
+		half, outcome := "receiving", "error"
+		if e.Sending {
+			half = "sending"
+		}
+		if errors.Is(e.Err, host.ErrHelloTimeout) {
+			outcome = "timeout"
+		}
+		m.helloFailed.WithLabelValues(half, outcome).Inc()
 	case host.BackoffScheduled:
 		m.dialFailures.Inc()
 	}

@@ -43,6 +43,8 @@ func TestExposition(t *testing.T) {
 		host.DuplicateResolved{Peer: "p", Rule: host.ResolvedBySequence, SurvivorSeq: 2, ClosedSeq: 1},
 		host.ConnClosed{Peer: "p", Seq: 1, Reason: host.ErrDuplicate},
 		host.BackoffScheduled{Peer: "q", Err: errors.New("refused")},
+		host.HelloFailed{Peer: "p", Seq: 2, Sending: true, Err: fmt.Errorf("%w: read: i/o timeout", host.ErrHelloTimeout)},
+		host.HelloFailed{Peer: "p", Seq: 2, Err: host.ErrMalformedHello},
 	} {
 		m.Observe(e)
 	}
@@ -74,6 +76,8 @@ func TestExposition(t *testing.T) {
 		{"concord_connections", map[string]string{"direction": "inbound"}, 1},
 		{"concord_connections_closed_total", map[string]string{"reason": "duplicate"}, 1},
 		{"concord_dial_failures_total", nil, 1},
+		{"concord_hello_failures_total", map[string]string{"half": "sending", "outcome": "timeout"}, 1},
+		{"concord_hello_failures_total", map[string]string{"half": "receiving", "outcome": "error"}, 1},
 		{"concord_streams", nil, 0},
 	} {
 		if got, ok := scrape.Value(f, c.name, c.labels); !ok || got != c.want {
