@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/concordp2p/concord/host/identify"
 	"github.com/concordp2p/concord/internal/ctxconn"
+	"github.com/concordp2p/concord/transport/tcp"
 )
 
 // DefaultProtocolVersion is the identify protocolVersion a host sends when
@@ -96,7 +96,7 @@ func (h *Host) identifyMessage(observed ma.Multiaddr) identify.Message {
 // sealRecord signs the host's current listen addresses into a peer record
 // for identify. Called once the listeners are up.
 func (h *Host) sealRecord() error {
-	addrs := expandUnspecified(h.Addrs())
+	addrs := tcp.ExpandUnspecified(h.Addrs())
 	rec, err := identify.SealRecord(h.cfg.Identity, identify.PeerRecord{PeerID: h.id, Seq: identify.RecordSeq(), Addrs: addrs})
 	if err != nil {
 		return err
@@ -268,57 +268,4 @@ func (h *Host) push(c *Conn) error {
 		return err
 	}
 	return s.Close()
-}
-
-// expandUnspecified replaces each address on 0.0.0.0 or :: by the same
-// port on every address of that family the machine's interfaces have
-// (link-local ones aside): what a peer can dial, for identify and the
-// signed record.
-func expandUnspecified(addrs []ma.Multiaddr) []ma.Multiaddr {
-	var ifaddrs []net.IP
-	if as, err := net.InterfaceAddrs(); err == nil {
-		for _, a := range as {
-			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLinkLocalUnicast() {
-				ifaddrs = append(ifaddrs, n.IP)
-			}
-		}
-	}
-	var out []ma.Multiaddr
-	for _, a := range addrs {
-		ip, port, ok := ipPort(a)
-		if !ok || !ip.IsUnspecified() {
-			out = append(out, a)
-			continue
-		}
-		n := len(out)
-		for _, ifip := range ifaddrs {
-			if (ifip.To4() != nil) != (ip.To4() != nil) {
-				continue
-			}
-			proto := "/ip6/"
-			if ifip.To4() != nil {
-				proto = "/ip4/"
-			}
-			if m, err := ma.NewMultiaddr(proto + ifip.String() + "/tcp/" + port); err == nil {
-				out = append(out, m)
-			}
-		}
-		if len(out) == n {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-func ipPort(a ma.Multiaddr) (net.IP, string, bool) {
-	port, err := a.ValueForProtocol(ma.P_TCP)
-	if err != nil {
-		return nil, "", false
-	}
-	for _, p := range []int{ma.P_IP4, ma.P_IP6} {
-		if s, err := a.ValueForProtocol(p); err == nil {
-			return net.ParseIP(s), port, true
-		}
-	}
-	return nil, "", false
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/simopen/simopentest"
+	"github.com/concordp2p/concord/transport/tcp"
 	"github.com/concordp2p/concord/upgrader"
 )
 
@@ -407,7 +408,7 @@ func TestIdentifyExpandsUnspecified(t *testing.T) {
 		t.Errorf("listen addrs %v lack loopback with port %s", m.ListenAddrs, port)
 	}
 	for _, a := range m.ListenAddrs {
-		if ip, _, ok := ipPort(a); !ok || ip.IsUnspecified() {
+		if ta, _, err := tcp.ToTCPAddr(a); err != nil || ta.IP.IsUnspecified() {
 			t.Errorf("announced %v", a)
 		}
 	}

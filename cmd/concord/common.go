@@ -20,6 +20,7 @@ import (
 	"github.com/concordp2p/concord/host/perf"
 	"github.com/concordp2p/concord/host/ping"
 	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/transport/tcp"
 )
 
 // configFlags registers the flags that map onto a host.Config and returns
@@ -172,41 +173,6 @@ func errorAfter(err error, s string) string {
 	return msg
 }
 
-// expandUnspecified replaces each listen address on 0.0.0.0 or :: by the
-// same port on every address of that family the machine's interfaces have,
-// loopback included, which is what a peer can dial.
-func expandUnspecified(addrs []ma.Multiaddr) []ma.Multiaddr {
-	var ifaddrs []net.IP
-	if as, err := net.InterfaceAddrs(); err == nil {
-		for _, a := range as {
-			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLinkLocalUnicast() {
-				ifaddrs = append(ifaddrs, n.IP)
-			}
-		}
-	}
-	var out []ma.Multiaddr
-	for _, a := range addrs {
-		ip, port, v4, ok := ipPort(a)
-		if !ok || !ip.IsUnspecified() {
-			out = append(out, a)
-			continue
-		}
-		n := len(out)
-		for _, ifip := range ifaddrs {
-			if (ifip.To4() != nil) != v4 {
-				continue
-			}
-			if m, err := tcpMultiaddr(ifip, port); err == nil {
-				out = append(out, m)
-			}
-		}
-		if len(out) == n {
-			out = append(out, a) // no interface of that family: keep what we have
-		}
-	}
-	return out
-}
-
 // ipPort splits an /ip4|ip6/.../tcp/PORT multiaddr.
 func ipPort(a ma.Multiaddr) (ip net.IP, port string, v4, ok bool) {
 	port, err := a.ValueForProtocol(ma.P_TCP)
@@ -222,15 +188,8 @@ func ipPort(a ma.Multiaddr) (ip net.IP, port string, v4, ok bool) {
 	return nil, "", false, false
 }
 
-func tcpMultiaddr(ip net.IP, port string) (ma.Multiaddr, error) {
-	if ip.To4() != nil {
-		return ma.NewMultiaddr("/ip4/" + ip.String() + "/tcp/" + port)
-	}
-	return ma.NewMultiaddr("/ip6/" + ip.String() + "/tcp/" + port)
-}
-
 // p2pAddrs returns h's dialable addresses with /p2p/<id>.
 func p2pAddrs(h *host.Host) ([]ma.Multiaddr, error) {
-	ai := peer.AddrInfo{ID: h.ID(), Addrs: expandUnspecified(h.Addrs())}
+	ai := peer.AddrInfo{ID: h.ID(), Addrs: tcp.ExpandUnspecified(h.Addrs())}
 	return ai.P2pAddrs()
 }

@@ -77,7 +77,11 @@
 // /ip4/127.0.0.1/tcp/4001: loopback, because perf lets any client make the
 // server send up to 1 GiB per stream, so serving it to a network must be asked
 // for (-listen /ip4/0.0.0.0/tcp/4001). Without -key the identity is fresh each
-// run.
+// run. On stderr it shows each connection: a line when it opens (peer ID,
+// remote address, direction, role and any election, security, muxer), one
+// with what the peer's identify said (agent, protocol version, protocols,
+// listen and observed addresses, whether its record was signed) or why
+// identify failed, and one when it closes, with the reason.
 //
 // # concord ping [-count N] [-interval D] [-timeout D] [-key FILE] [host flags] ADDR
 //
@@ -149,9 +153,9 @@
 // They also share -v and -log-format text|json: the host's events logged on
 // stderr through log/slog (dials and accepts, each upgrade with its
 // election, role, security, muxer, inlining and stage durations; opens,
-// duplicates resolved, closes with their reason, dial failures, refused
-// inbound connections; listen logs the opens, closes, duplicates and
-// refusals without -v), and -metrics ADDR, a Prometheus endpoint at
+// identify results, duplicates resolved, closes with their reason, dial
+// failures, refused inbound connections; listen logs the opens, identify
+// results, closes, duplicates and refusals without -v), and -metrics ADDR, a Prometheus endpoint at
 // http://ADDR/metrics (internal/metrics; the README lists the metrics).
 // listen, ping and perf take -key FILE, the host's identity, created if
 // missing in a directory that must exist; demo's hosts are fresh each round.

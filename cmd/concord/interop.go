@@ -18,6 +18,7 @@ import (
 	"github.com/concordp2p/concord/host"
 	"github.com/concordp2p/concord/host/ping"
 	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/transport/tcp"
 	"github.com/concordp2p/concord/upgrader"
 )
 
@@ -228,7 +229,7 @@ func interopConfigFromEnv(getenv func(string) string) (interopConfig, error) {
 }
 
 func interopListen(ctx context.Context, e *env, cfg interopConfig) error {
-	listen, err := tcpMultiaddr(cfg.ip, "0")
+	listen, err := tcp.FromTCPAddr(&net.TCPAddr{IP: cfg.ip})
 	if err != nil {
 		return fmt.Errorf("interop: listen address: %w", err)
 	}
@@ -273,7 +274,7 @@ func interopListen(ctx context.Context, e *env, cfg interopConfig) error {
 // unspecified IP, the first interface address that is not loopback (the
 // runner's containers reach each other that way), else loopback.
 func publishableAddr(h *host.Host) (ma.Multiaddr, error) {
-	addrs := expandUnspecified(h.Addrs())
+	addrs := tcp.ExpandUnspecified(h.Addrs())
 	if len(addrs) == 0 {
 		return nil, errors.New("the host has no listen address")
 	}

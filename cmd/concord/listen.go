@@ -23,8 +23,10 @@ Starts a host that serves /ipfs/ping/1.0.0, /perf/1.0.0 and /echo/1.0.0 and
 prints its full addresses, /p2p/<peer ID> included, one per line on stdout
 (an address on 0.0.0.0 or :: is printed once per interface address). It runs
 until SIGINT or SIGTERM, then closes every connection and exits 0. Each
-connection opening and closing, each duplicate resolved and each inbound
-connection refused is logged on stderr; -v adds every upgrade's steps.
+connection opening (peer, address, role, election, security, muxer), what
+each peer's identify said (agent, protocols, listen addresses), each close
+with its reason, each duplicate resolved and each inbound connection refused
+is logged on stderr; -v adds every upgrade's steps.
 
 The default address, ` + defaultListenAddr + `, accepts only local peers: perf
 lets a client make the server send up to 1 GiB per stream, so serving it to

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +170,68 @@ func TestProgressLine(t *testing.T) {
 		if got := bytesString(n); got != want {
 			t.Errorf("bytesString(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// TestListenShowsConnections: `concord listen` shows, for a connection a
+// `concord ping` makes, one line when it opens (the pinger's peer ID in
+// its short form, its address, role, security, muxer), one with what its
+// identify said (agent, protocols, listen addresses) and one when it
+// closes, with the reason; and ping prints what the listener's identify
+// said.
+func TestListenShowsConnections(t *testing.T) {
+	dir := t.TempDir()
+	pkey := filepath.Join(dir, "ping.key")
+	addr, lerr := startListenStderr(t, "-listen", "/ip4/127.0.0.1/tcp/0", "-log-format", "json")
+	r := runCmd(t, "ping", "-count", "2", "-interval", "20ms", "-key", pkey, addr)
+	if r.code != exitOK {
+		t.Fatalf("ping: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "identify: agent \"concord/") || !strings.Contains(r.stdout, "protocols, 1 listen addresses (signed)") {
+		t.Errorf("ping printed no identify line with the listener's agent, protocols and address:\n%s", r.stdout)
+	}
+	pid := keyID(t, pkey).ShortString()
+	closed := func(s string) bool {
+		return findLog(logLines(t, s), "connection closed", map[string]any{"peer": pid}) != nil
+	}
+	if !lerr.waitFor(10*time.Second, closed) {
+		t.Fatalf("listen logged no close of %s within 10s:\n%s", pid, lerr.String())
+	}
+	ll := logLines(t, lerr.String())
+
+	opened := findLog(ll, "connection opened", map[string]any{"peer": pid, "direction": "inbound",
+		"role": "responder", "security": "/noise", "muxer": "/yamux/1.0.0"})
+	if opened == nil {
+		t.Fatalf("listen logged no connection from %s with role, security and muxer:\n%s", pid, lerr.String())
+	}
+	if remote, _ := opened["remote"].(string); !strings.HasPrefix(remote, "/ip4/127.0.0.1/tcp/") {
+		t.Errorf("connection opened: remote %q, want /ip4/127.0.0.1/tcp/PORT", remote)
+	}
+
+	id := findLog(ll, "peer identified", map[string]any{"peer": pid, "seq": opened["seq"]})
+	if id == nil {
+		t.Fatalf("listen logged no identify of %s:\n%s", pid, lerr.String())
+	}
+	if agent, _ := id["agent"].(string); !strings.HasPrefix(agent, "concord/") {
+		t.Errorf("peer identified: agent %q, want concord/...", agent)
+	}
+	protos, _ := id["protocols"].([]any)
+	if !slices.Contains(protos, any("/ipfs/ping/1.0.0")) || !slices.Contains(protos, any("/ipfs/id/1.0.0")) {
+		t.Errorf("peer identified: protocols %v, want /ipfs/ping/1.0.0 and /ipfs/id/1.0.0 among them", protos)
+	}
+	if n, _ := id["protocol_count"].(float64); int(n) != len(protos) {
+		t.Errorf("peer identified: protocol_count %v, but %d protocols listed", id["protocol_count"], len(protos))
+	}
+	// ping listens nowhere: its identify announces no address.
+	if la, ok := id["listen_addrs"].([]any); !ok || len(la) != 0 {
+		t.Errorf("peer identified: listen_addrs %v, want an empty list for a dial-only pinger", id["listen_addrs"])
+	}
+	if id["signed_record"] != true {
+		t.Errorf("peer identified: signed_record %v, want true", id["signed_record"])
+	}
+
+	cl := findLog(ll, "connection closed", map[string]any{"peer": pid, "seq": opened["seq"]})
+	if reason, _ := cl["reason"].(string); reason == "" {
+		t.Errorf("connection closed without a reason: %v", cl)
 	}
 }

@@ -38,14 +38,45 @@ func runCmd(t *testing.T, args ...string) result {
 // syncBuffer is a bytes.Buffer safe for a command writing in one goroutine
 // while the test reads in another.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	wrote chan struct{} // signalled (without blocking) after each write; see waitFor
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buf.Write(p)
+	n, err := b.buf.Write(p)
+	if b.wrote != nil {
+		select {
+		case b.wrote <- struct{}{}:
+		default:
+		}
+	}
+	return n, err
+}
+
+// waitFor waits until ok holds for the buffer's contents, checking after
+// each write, at most timeout; it reports whether ok held.
+func (b *syncBuffer) waitFor(timeout time.Duration, ok func(string) bool) bool {
+	b.mu.Lock()
+	if b.wrote == nil {
+		b.wrote = make(chan struct{}, 1)
+	}
+	wrote := b.wrote
+	b.mu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		if ok(b.String()) {
+			return true
+		}
+		select {
+		case <-wrote:
+		case <-t.C:
+			return ok(b.String())
+		}
+	}
 }
 
 func (b *syncBuffer) String() string {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	ma "github.com/multiformats/go-multiaddr"
+
 	"github.com/concordp2p/concord/cmd/concord/internal/metrics"
 	"github.com/concordp2p/concord/host"
 	"github.com/concordp2p/concord/network"
@@ -113,8 +115,8 @@ func (f *runFlags) hostConfig(e *env, cmd string, s *session) (host.Config, erro
 }
 
 // logEvent writes one host event as a log line. Connections opening and
-// closing, duplicates and refusals are Info; the steps of each upgrade are
-// Debug (-v).
+// closing, identify results, duplicates and refusals are Info; the steps
+// of each upgrade are Debug (-v).
 func logEvent(log *slog.Logger, ev host.Event) {
 	ctx := context.Background()
 	switch e := ev.(type) {
@@ -150,6 +152,17 @@ func logEvent(log *slog.Logger, ev host.Event) {
 		log.InfoContext(ctx, "connection opened", attrs...)
 	case host.ConnClosed:
 		log.InfoContext(ctx, "connection closed", "peer", short(e.Peer), "seq", e.Seq, "reason", e.Reason, "lifetime", e.Lifetime)
+	case host.PeerIdentified:
+		msg := "peer identified"
+		if e.Push {
+			msg = "identify push"
+		}
+		log.InfoContext(ctx, msg, "peer", short(e.Peer), "seq", e.Seq, "agent", e.Info.AgentVersion,
+			"protocol_version", e.Info.ProtocolVersion, "protocol_count", len(e.Info.Protocols),
+			"protocols", e.Info.Protocols, "listen_addrs", addrStrings(e.Info.ListenAddrs),
+			"observed_addr", maString(e.Info.ObservedAddr), "signed_record", e.Info.Record != nil)
+	case host.IdentifyFailed:
+		log.InfoContext(ctx, "identify failed", "peer", short(e.Peer), "seq", e.Seq, "err", e.Err)
 	case host.DuplicateResolved:
 		log.InfoContext(ctx, "duplicate resolved", "peer", short(e.Peer), "rule", string(e.Rule),
 			"kept_seq", e.SurvivorSeq, "closed_seq", e.ClosedSeq, "immediate", e.Immediate)
@@ -162,6 +175,24 @@ func logEvent(log *slog.Logger, ev host.Event) {
 		log.InfoContext(ctx, "dial failed", "peer", short(e.Peer), "addr", e.Addr, "failures", e.Failures,
 			"retry_after", e.Until.Format("15:04:05.000"), "err", e.Err)
 	}
+}
+
+// addrStrings is addrs in text, for a log attribute that reads the same in
+// text and JSON.
+func addrStrings(addrs []ma.Multiaddr) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = maString(a)
+	}
+	return out
+}
+
+// maString is a's text, "" for nil.
+func maString(a ma.Multiaddr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
 
 func short(id peer.ID) string {

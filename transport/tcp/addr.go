@@ -66,3 +66,46 @@ func FromTCPAddr(a *net.TCPAddr) (ma.Multiaddr, error) {
 	}
 	return m, nil
 }
+
+// ExpandUnspecified returns addrs with each /ip4/0.0.0.0/tcp/PORT or
+// /ip6/::/tcp/PORT replaced by the same port on every address of that
+// family that the machine's interfaces have, loopback included and
+// link-local ones aside: what a peer can dial, for announcing a listener
+// bound to all interfaces. An unspecified address stays when no interface
+// has that family; other addresses pass unchanged, in order.
+func ExpandUnspecified(addrs []ma.Multiaddr) []ma.Multiaddr {
+	var ifaddrs []net.IP
+	if as, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range as {
+			if n, ok := a.(*net.IPNet); ok {
+				ifaddrs = append(ifaddrs, n.IP)
+			}
+		}
+	}
+	return expandUnspecified(addrs, ifaddrs)
+}
+
+// expandUnspecified is ExpandUnspecified with the interface addresses given.
+func expandUnspecified(addrs []ma.Multiaddr, ifaddrs []net.IP) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, a := range addrs {
+		ta, ipv6, err := ToTCPAddr(a)
+		if err != nil || !ta.IP.IsUnspecified() {
+			out = append(out, a)
+			continue
+		}
+		n := len(out)
+		for _, ip := range ifaddrs {
+			if ip.IsLinkLocalUnicast() || (ip.To4() == nil) != ipv6 {
+				continue
+			}
+			if m, err := FromTCPAddr(&net.TCPAddr{IP: ip, Port: ta.Port}); err == nil {
+				out = append(out, m)
+			}
+		}
+		if len(out) == n {
+			out = append(out, a) // no interface of that family: keep what there is
+		}
+	}
+	return out
+}

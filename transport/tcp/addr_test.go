@@ -3,6 +3,7 @@ package tcp
 import (
 	"errors"
 	"net"
+	"slices"
 	"testing"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -101,4 +102,47 @@ func FuzzToTCPAddr(f *testing.F) {
 			t.Fatalf("round trip %s -> %v -> %s", m, a, back)
 		}
 	})
+}
+
+func TestExpandUnspecified(t *testing.T) {
+	ifaddrs := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.2"), net.ParseIP("::1"),
+		net.ParseIP("fe80::1"), net.ParseIP("2001:db8::5"), net.ParseIP("169.254.1.1")}
+	for _, tc := range []struct {
+		in, want []string
+		ifaddrs  []net.IP
+	}{
+		{[]string{"/ip4/0.0.0.0/tcp/4001"}, []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/10.0.0.2/tcp/4001"}, ifaddrs},
+		{[]string{"/ip6/::/tcp/7"}, []string{"/ip6/::1/tcp/7", "/ip6/2001:db8::5/tcp/7"}, ifaddrs},
+		{[]string{"/ip4/127.0.0.1/tcp/1", "/ip4/0.0.0.0/tcp/2", "/dns/example.com/tcp/3"},
+			[]string{"/ip4/127.0.0.1/tcp/1", "/ip4/127.0.0.1/tcp/2", "/ip4/10.0.0.2/tcp/2", "/dns/example.com/tcp/3"}, ifaddrs},
+		// No interface of the family: the unspecified address stays.
+		{[]string{"/ip6/::/tcp/7"}, []string{"/ip6/::/tcp/7"}, []net.IP{net.ParseIP("127.0.0.1")}},
+		{[]string{"/ip4/0.0.0.0/tcp/9"}, []string{"/ip4/0.0.0.0/tcp/9"}, nil},
+	} {
+		var in []ma.Multiaddr
+		for _, s := range tc.in {
+			in = append(in, ma.StringCast(s))
+		}
+		var got []string
+		for _, a := range expandUnspecified(in, tc.ifaddrs) {
+			got = append(got, a.String())
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("expandUnspecified(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestExpandUnspecifiedMachine: on this machine 0.0.0.0 becomes addresses
+// that include loopback with the same port, none of them unspecified.
+func TestExpandUnspecifiedMachine(t *testing.T) {
+	got := ExpandUnspecified([]ma.Multiaddr{ma.StringCast("/ip4/0.0.0.0/tcp/4001")})
+	if !slices.ContainsFunc(got, ma.StringCast("/ip4/127.0.0.1/tcp/4001").Equal) {
+		t.Errorf("ExpandUnspecified(0.0.0.0) = %v, lacks /ip4/127.0.0.1/tcp/4001", got)
+	}
+	for _, a := range got {
+		if ta, _, err := ToTCPAddr(a); err != nil || ta.IP.IsUnspecified() || ta.Port != 4001 {
+			t.Errorf("ExpandUnspecified(0.0.0.0) gave %v", a)
+		}
+	}
 }
