@@ -2,6 +2,7 @@ package concordlibp2p
 
 import (
 	"context"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -74,20 +75,27 @@ func (p tptPair) handshake(tb testing.TB) (cpu, wall time.Duration) {
 // (security handshake, muxer), on the Concord transport and on go-libp2p's
 // stock TCP transport with its upgrader, alternating in one run. cpu is the
 // process CPU time per connection, both ends together; the close is not
-// included. Ratios are Concord / stock.
+// included. Ratios are Concord / stock. As in BenchmarkVsStock, each
+// side's goroutines carry the profiler label side=concord or side=stock.
 func BenchmarkTransportHandshake(b *testing.B) {
 	for _, sec := range []string{noise.ID, libp2ptls.ID} {
 		b.Run(sec[1:], func(b *testing.B) {
-			c, s := newTptPair(b, true, sec), newTptPair(b, false, sec)
+			var c, s tptPair
+			pprof.Do(context.Background(), pprof.Labels("side", "concord"), func(context.Context) { c = newTptPair(b, true, sec) })
+			pprof.Do(context.Background(), pprof.Labels("side", "stock"), func(context.Context) { s = newTptPair(b, false, sec) })
 			c.handshake(b) // warm up
 			s.handshake(b)
 			var cpuC, cpuS, wC, wS time.Duration
 			b.ResetTimer()
 			for range b.N {
-				cpu, w := c.handshake(b)
-				cpuC, wC = cpuC+cpu, wC+w
-				cpu, w = s.handshake(b)
-				cpuS, wS = cpuS+cpu, wS+w
+				pprof.Do(context.Background(), pprof.Labels("side", "concord"), func(context.Context) {
+					cpu, w := c.handshake(b)
+					cpuC, wC = cpuC+cpu, wC+w
+				})
+				pprof.Do(context.Background(), pprof.Labels("side", "stock"), func(context.Context) {
+					cpu, w := s.handshake(b)
+					cpuS, wS = cpuS+cpu, wS+w
+				})
 			}
 			n := float64(b.N)
 			b.ReportMetric(float64(cpuC.Microseconds())/n, "concord-cpu-µs/conn")
