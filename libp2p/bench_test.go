@@ -3,6 +3,7 @@ package concordlibp2p
 import (
 	"context"
 	"io"
+	"runtime/pprof"
 	"syscall"
 	"testing"
 	"time"
@@ -73,6 +74,20 @@ func (p benchPair) bulk(tb testing.TB, s lnetwork.Stream, n int64) time.Duration
 	return time.Since(start)
 }
 
+// labelled makes a benchPair under the profiler label side=concord or
+// side=stock. Goroutines inherit their creator's labels, so the hosts'
+// goroutines carry it: go test -cpuprofile, then
+// go tool pprof -tagfocus side=concord, shows one side.
+func labelled(tb testing.TB, concord bool) benchPair {
+	side := "stock"
+	if concord {
+		side = "concord"
+	}
+	var p benchPair
+	pprof.Do(context.Background(), pprof.Labels("side", side), func(context.Context) { p = newBenchPair(tb, concord) })
+	return p
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -92,16 +107,16 @@ func cpuTime() time.Duration {
 //	  moved), MB/s of the payload.
 func BenchmarkVsStock(b *testing.B) {
 	b.Run("dial+stream", func(b *testing.B) {
-		c, s := newBenchPair(b, true), newBenchPair(b, false)
+		c, s := labelled(b, true), labelled(b, false)
 		c.dialStream(b) // warm up: identify, peerstore
 		s.dialStream(b)
 		var dc, ds, cpuC, cpuS time.Duration
 		b.ResetTimer()
 		for range b.N {
 			t0 := cpuTime()
-			dc += c.dialStream(b)
+			pprof.Do(context.Background(), pprof.Labels("side", "concord"), func(context.Context) { dc += c.dialStream(b) })
 			t1 := cpuTime()
-			ds += s.dialStream(b)
+			pprof.Do(context.Background(), pprof.Labels("side", "stock"), func(context.Context) { ds += s.dialStream(b) })
 			t2 := cpuTime()
 			cpuC += t1 - t0
 			cpuS += t2 - t1

@@ -31,6 +31,14 @@ const (
 	// opener's bound on unacknowledged streams, so a larger value would
 	// overrun a stock go-libp2p peer's backlog.
 	DefaultAcceptBacklog = 256
+	// DefaultTLSCertificateReuse replaces the TLS layer's default of a
+	// new certificate key and certificate for every connection: a host
+	// reuses one for an hour. go-libp2p's TLS makes one for the life of
+	// the transport. Making one costs a P-256 key, an identity-key
+	// signature and a certificate signature, about a fifth of a TLS
+	// handshake's CPU on both ends; reusing it reveals nothing new, since
+	// the certificate carries the host's identity key anyway.
+	DefaultTLSCertificateReuse = time.Hour
 )
 
 // ErrInvalidConfig is wrapped by NewTransport's errors about its options.
@@ -46,7 +54,9 @@ type Config struct {
 	// Upgrader configures simopen, security (Noise then TLS), yamux,
 	// stage and handshake timeouts and the admission limits. Two yamux
 	// defaults are this transport's: DefaultMaxIncomingStreams and
-	// DefaultAcceptBacklog. Identity,
+	// DefaultAcceptBacklog, and so is one TLS default:
+	// Security.TLS.ReuseCertificateFor is DefaultTLSCertificateReuse
+	// (negative: a new certificate for every connection). Identity,
 	// Gater and Observer are the transport's and must be left zero: the
 	// identity is the host's key, and go-libp2p's connection gater and
 	// resource manager are wired in by NewTransport.
@@ -86,6 +96,9 @@ func (c Config) withDefaults() Config {
 		if y.AcceptBacklog == 0 {
 			y.AcceptBacklog = DefaultAcceptBacklog
 		}
+	}
+	if c.Upgrader.Security.Transports == nil && c.Upgrader.Security.TLS.ReuseCertificateFor == 0 {
+		c.Upgrader.Security.TLS.ReuseCertificateFor = DefaultTLSCertificateReuse
 	}
 	return c
 }

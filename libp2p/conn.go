@@ -129,9 +129,25 @@ func (c *conn) Close() error {
 	return nil
 }
 
-// CloseWithError closes as Close does; the code is not sent (see Limits in
-// the package documentation).
-func (c *conn) CloseWithError(lnetwork.ConnErrorCode) error { return c.Close() }
+// CloseWithError closes at once, as go-libp2p's yamux does: it sends a
+// go-away carrying code, which the peer's go-libp2p reads as a
+// network.ConnError with Remote set, and closes; what is still queued may
+// be lost. Code 0 (network.ConnNoError) closes gracefully, as Close does.
+func (c *conn) CloseWithError(code lnetwork.ConnErrorCode) error {
+	cs, ok := c.uc.Session().(muxer.CodedSession)
+	if code == lnetwork.ConnNoError || !ok {
+		return c.Close()
+	}
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		clear(c.streams) // the session's close ends them
+		c.mu.Unlock()
+		_ = cs.CloseWithError(uint32(code))
+		_ = c.uc.Close()
+	})
+	return nil
+}
 
 func (c *conn) OpenStream(ctx context.Context) (lnetwork.MuxedStream, error) {
 	s, err := c.uc.OpenStream(ctx)
@@ -225,8 +241,19 @@ func (s *stream) Reset() error {
 	return mapErr(s.Stream.Reset())
 }
 
-// ResetWithError resets; the code is not sent (see Limits).
-func (s *stream) ResetWithError(lnetwork.StreamErrorCode) error { return s.Reset() }
+// ResetWithError resets with code in the reset frame, which the peer's
+// go-libp2p reads as a network.StreamError with Remote set.
+func (s *stream) ResetWithError(code lnetwork.StreamErrorCode) error {
+	cs, ok := s.Stream.(muxer.CodedStream)
+	if !ok {
+		return s.Reset()
+	}
+	defer s.c.remove(s)
+	if s.c.uc.IsClosed() {
+		return nil
+	}
+	return mapErr(cs.ResetWithError(uint32(code)))
+}
 
 // abandon ends a stream its user left open when the connection closes: one
 // the user half-closed keeps its written data (it only stops reading), any
@@ -243,11 +270,27 @@ func (s *stream) abandon() {
 	s.c.remove(s)
 }
 
-// mapErr makes Concord's muxer errors match go-libp2p's sentinels too: a
-// reset stream or a closed session is network.ErrReset.
+// mapErr makes Concord's muxer errors the ones go-libp2p's yamux returns,
+// all of which match network.ErrReset: a reset stream is a
+// network.StreamError with the reset's code; a session that ended with a
+// go-away, the peer's or a local close, is a network.ConnError with the
+// go-away's code; any other end of the session (keepalive, the connection
+// lost) is network.ErrReset. Concord's own error stays in the chain.
 func mapErr(err error) error {
 	if err == nil {
 		return nil
+	}
+	var me *muxer.Error
+	if errors.As(err, &me) {
+		switch {
+		case me.Kind == muxer.ErrStreamReset:
+			return &lnetwork.StreamError{ErrorCode: lnetwork.StreamErrorCode(me.Code), Remote: me.Remote, TransportError: err}
+		case me.Kind != muxer.ErrSessionClosed:
+		case me.Remote && errors.Is(me.Err, muxer.ErrGoAway):
+			return &lnetwork.ConnError{ErrorCode: lnetwork.ConnErrorCode(me.Code), Remote: true, TransportError: err}
+		case errors.Is(me.Err, net.ErrClosed):
+			return &lnetwork.ConnError{ErrorCode: lnetwork.ConnErrorCode(me.Code), TransportError: err}
+		}
 	}
 	if errors.Is(err, muxer.ErrStreamReset) || errors.Is(err, muxer.ErrSessionClosed) {
 		return &resetError{err}

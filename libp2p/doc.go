@@ -48,6 +48,11 @@
 //   - ConnState: Security "/noise" or "/tls/1.0.0", StreamMultiplexer
 //     "/yamux/1.0.0", Transport "tcp", UsedEarlyMuxerNegotiation when the
 //     muxer was inlined in the handshake.
+//   - Error codes, as go-libp2p's yamux: CloseWithError sends its code in
+//     the yamux go-away and closes at once (code 0 closes gracefully, as
+//     Close does); ResetWithError sends its code in the stream's reset.
+//     The peer's codes come back as network.ConnError and
+//     network.StreamError with Remote set (both match network.ErrReset).
 //
 // # Cancellation
 //
@@ -58,8 +63,10 @@
 //
 // # Limits
 //
-//   - CloseWithError sends no error code (Concord's muxer session does
-//     not expose go-yamux's CloseWithError) and ResetWithError is Reset.
+//   - A stock go-libp2p peer closes with an RST right after its go-away.
+//     If this side writes in that instant, the write fails and the
+//     session ends with that error rather than the peer's code, as it
+//     does between two stock peers.
 //   - Streams are not charged to go-libp2p's memory accounting (the
 //     swarm still opens their scopes); Concord's yamux bounds its own
 //     windows.

@@ -124,3 +124,26 @@ type Stream interface {
 	// operations then fail with ErrStreamReset. Unsent data is dropped.
 	Reset() error
 }
+
+// CodedSession is a Session that can close with an error code sent to the
+// peer, which reads it as the Code of its ErrGoAway (Error.Remote set).
+// yamux sends the code in a go-away frame, as go-yamux's CloseWithError
+// does. The yamux muxer's sessions implement it.
+type CodedSession interface {
+	Session
+
+	// CloseWithError sends a go-away carrying code, unless code is 0, and
+	// closes the session at once, as Close does: data still queued may
+	// be lost. Use Shutdown to close without loss.
+	CloseWithError(code uint32) error
+}
+
+// CodedStream is a Stream whose reset can carry an error code, which the
+// peer reads as the Code of its ErrStreamReset (Error.Remote set). The
+// yamux muxer's streams implement it.
+type CodedStream interface {
+	Stream
+
+	// ResetWithError is Reset with code in the reset frame.
+	ResetWithError(code uint32) error
+}

@@ -78,7 +78,7 @@ const (
 	bothEnded  = readEnded | writeEnded
 )
 
-var _ muxer.Stream = (*stream)(nil)
+var _ muxer.CodedStream = (*stream)(nil)
 
 // wrap adapts ys, which the session has admitted.
 func (s *session) wrap(ys *yamux.Stream) *stream {
@@ -305,13 +305,16 @@ func (st *stream) closeErr(op string, err error) error {
 	return st.streamErr(op, err)
 }
 
-func (st *stream) Reset() error {
+func (st *stream) Reset() error { return st.ResetWithError(0) }
+
+// ResetWithError resets with code in the RST frame.
+func (st *stream) ResetWithError(code uint32) error {
 	defer st.end(bothEnded)
 	st.readClosed.Store(true)
 	if !st.writeClosed.Swap(true) {
 		st.wakeWriter()
 	}
-	return st.ys.Reset() // never fails
+	return st.ys.ResetWithError(code) // never fails
 }
 
 func (st *stream) LocalAddr() net.Addr  { return st.ys.LocalAddr() }

@@ -95,7 +95,7 @@ type session struct {
 	err     *muxer.Error // why the session closed, once it has
 }
 
-var _ muxer.Session = (*session)(nil)
+var _ muxer.CodedSession = (*session)(nil)
 
 // admit counts a stream about to be handed to the application. It fails
 // once Shutdown has decided to go away.
@@ -240,6 +240,13 @@ func (s *session) Ping(ctx context.Context) (time.Duration, error) {
 
 func (s *session) Close() error {
 	_ = s.ys.Close() // always nil
+	return nil
+}
+
+// CloseWithError is go-yamux's: it stops sending, writes a go-away with
+// code (none for 0) within its write timeout, and closes.
+func (s *session) CloseWithError(code uint32) error {
+	_ = s.ys.CloseWithError(code) // always nil
 	return nil
 }
 
