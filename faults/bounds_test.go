@@ -128,7 +128,7 @@ func testBoundNegotiation(t *testing.T, l *lab) {
 	c.Call(&er, "echo", s.ID, 1)
 	r.Outcome = fmt.Sprintf("echo: %q %v", er.Err, er.Is)
 	if er.Err == "" {
-		t.Fatal("an echo to a frozen peer succeeded")
+		t.Fatalf("an echo to a frozen peer succeeded (connection %d, %v)", er.Seq, er.Dur)
 	}
 	checkBound(t, r, "NewStream failed", er.Dur, 10*time.Second)
 }

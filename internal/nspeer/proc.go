@@ -391,7 +391,10 @@ func (p *Proc) WaitEvent(d time.Duration, match func(Event) bool) (Event, bool) 
 	}
 }
 
-// Signal sends sig to the process by its pid.
+// Signal sends sig to the process by its pid. For SIGSTOP it returns only
+// once the kernel reports the process stopped (state T in /proc), bounded
+// by stopTimeout: kill(2) returns when the signal is queued, and a test
+// that acts on a frozen peer right after must not race its last steps.
 func (p *Proc) Signal(sig syscall.Signal) {
 	p.tb.Helper()
 	if sig == syscall.SIGKILL {
@@ -400,6 +403,47 @@ func (p *Proc) Signal(sig syscall.Signal) {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		p.tb.Fatalf("%s: %v: %v", p.Name, sig, err)
 	}
+	if sig == syscall.SIGSTOP {
+		if err := waitStopped(p.cmd.Process.Pid, stopTimeout); err != nil {
+			p.tb.Fatalf("%s: SIGSTOP: %v", p.Name, err)
+		}
+	}
+}
+
+// stopTimeout bounds the wait for a SIGSTOPped process to stop.
+const stopTimeout = 2 * time.Second
+
+// waitStopped polls /proc/PID/stat until the process's state is T
+// (stopped by a signal), for at most d.
+func waitStopped(pid int, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		state, err := procState(pid)
+		if err != nil {
+			return err
+		}
+		if state == 'T' {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pid %d not stopped after %v (state %c)", pid, d, state)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// procState reads the state letter of /proc/PID/stat: the field after the
+// parenthesised command name, which may itself hold spaces or ')'.
+func procState(pid int) (byte, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
+	}
+	return b[i+2], nil
 }
 
 // Kill ends the process with SIGKILL, as kill -9 would, and reaps it. Its
