@@ -96,11 +96,18 @@ func TestCertificateReuse(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	id := sectest.Key(t, peer.Ed25519, 0)
-	fresh := newTransport(t, id, Config{Now: clock})
+	fresh := newTransport(t, id, Config{ReuseCertificateFor: -1, Now: clock})
 	a, _ := fresh.certs.get()
 	b, _ := fresh.certs.get()
 	if bytes.Equal(a.Certificate[0], b.Certificate[0]) {
-		t.Errorf("default config reused the certificate, want one per connection")
+		t.Errorf("ReuseCertificateFor < 0 reused the certificate, want one per connection")
+	}
+	def := newTransport(t, id, Config{Now: clock})
+	a, _ = def.certs.get()
+	now = now.Add(DefaultReuseCertificateFor - time.Second)
+	b, _ = def.certs.get()
+	if !bytes.Equal(a.Certificate[0], b.Certificate[0]) {
+		t.Errorf("default config replaced the certificate within DefaultReuseCertificateFor")
 	}
 	reuse := newTransport(t, id, Config{ReuseCertificateFor: time.Minute, Now: clock})
 	a, _ = reuse.certs.get()

@@ -33,21 +33,42 @@ const (
 // Config tunes a Transport. The zero value is the default.
 type Config struct {
 	// ReuseCertificateFor is how long one certificate key and certificate
-	// serve successive handshakes. Zero, the default, means a new key and
-	// certificate for every connection.
+	// serve successive handshakes. Zero means DefaultReuseCertificateFor;
+	// a negative value, a new key and certificate for every connection.
 	ReuseCertificateFor time.Duration
+
+	// VerifiedCacheSize bounds the cache of peer certificates that passed
+	// verification (VerifiedCache in the package doc). Zero means
+	// DefaultVerifiedCacheSize; a negative value turns the cache off.
+	VerifiedCacheSize int
 
 	// Now returns the current time, for certificate validity. Nil means
 	// time.Now.
 	Now func() time.Time
 }
 
+// Defaults of Config.
+const (
+	// DefaultReuseCertificateFor: a certificate key and certificate serve
+	// an hour of handshakes. go-libp2p makes one for the life of its
+	// transport. Making one costs a P-256 key, an identity-key signature
+	// and a certificate signature, about a fifth of a handshake's CPU on
+	// both ends; reusing it reveals nothing new, since the certificate
+	// carries the identity key anyway.
+	DefaultReuseCertificateFor = time.Hour
+	// DefaultVerifiedCacheSize certificates that passed verification are
+	// remembered, so that a peer reconnecting with the certificate it
+	// reuses is not verified again.
+	DefaultVerifiedCacheSize = 1024
+)
+
 // Transport runs libp2p TLS handshakes for one local identity. It is safe
 // for concurrent use.
 type Transport struct {
-	local peer.ID
-	certs *certSource
-	now   func() time.Time
+	local    peer.ID
+	certs    *certSource
+	verified *verifiedCache // nil when off
+	now      func() time.Time
 }
 
 var _ security.Transport = (*Transport)(nil)
@@ -69,11 +90,22 @@ func New(identity peer.PrivKey, cfg Config) (*Transport, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Transport{
+	reuse := cfg.ReuseCertificateFor
+	if reuse == 0 {
+		reuse = DefaultReuseCertificateFor
+	}
+	t := &Transport{
 		local: local,
-		certs: &certSource{id: identity, identity: encoded, reuse: cfg.ReuseCertificateFor, now: now},
+		certs: &certSource{id: identity, identity: encoded, reuse: reuse, now: now},
 		now:   now,
-	}, nil
+	}
+	switch n := cfg.VerifiedCacheSize; {
+	case n == 0:
+		t.verified = newVerifiedCache(DefaultVerifiedCacheSize)
+	case n > 0:
+		t.verified = newVerifiedCache(n)
+	}
+	return t, nil
 }
 
 // ID returns "/tls/1.0.0".
@@ -98,7 +130,7 @@ func (t *Transport) Handshake(ctx context.Context, raw net.Conn, p security.Para
 		return nil, fail(stepCert, err)
 	}
 	rw := &recordWriter{Conn: raw}
-	v := &verifier{now: t.now, expected: p.ExpectedPeer, refused: func() {
+	v := &verifier{now: t.now, cache: t.verified, expected: p.ExpectedPeer, refused: func() {
 		// crypto/tls now sends an alert. A peer still writing its own
 		// flight does not read it (over a synchronous pipe both would
 		// block until the context ends): bound the courtesy.
@@ -172,6 +204,7 @@ func selectALPN(client, muxers []string) []string {
 // what it learned. It runs on the handshake's goroutine.
 type verifier struct {
 	now      func() time.Time
+	cache    *verifiedCache // may be nil
 	expected peer.ID
 
 	// refused runs when the certificate is refused, before crypto/tls
@@ -192,13 +225,9 @@ func (v *verifier) verify(rawCerts [][]byte, _ [][]*x509.Certificate) error {
 }
 
 func (v *verifier) check(rawCerts [][]byte) error {
-	key, err := verifyChain(rawCerts, v.now())
+	key, id, err := v.cache.verify(rawCerts, v.now())
 	if err != nil {
 		return err
-	}
-	id, err := peer.IDFromPublicKey(key)
-	if err != nil {
-		return fmt.Errorf("%w: %w", security.ErrIdentityKey, err)
 	}
 	if v.expected != "" && id != v.expected {
 		return &security.PeerIDMismatchError{Expected: v.expected, Got: id}
