@@ -56,9 +56,21 @@
 //
 // # Defaults
 //
-// A new certificate key and certificate for every connection; with
-// Config.ReuseCertificateFor > 0, one is reused for that long (the spec
-// allows both).
+// One certificate key and certificate serve an hour of handshakes
+// (DefaultReuseCertificateFor, as go-libp2p reuses one for the life of its
+// transport; the spec allows both); Config.ReuseCertificateFor < 0 makes
+// one per connection.
+//
+// # VerifiedCache
+//
+// A peer certificate that passed verification is remembered (up to
+// DefaultVerifiedCacheSize, least recently used out first) by the SHA-256
+// of its DER bytes. When a peer presents the same bytes again, the parse,
+// the self-signature and the identity signature are skipped: identical
+// bytes verify identically. The validity window and the expected peer ID
+// are checked on every handshake, and crypto/tls checks CertificateVerify,
+// which proves the peer holds the certificate's key. A refused certificate
+// is never stored. Config.VerifiedCacheSize < 0 turns the cache off.
 //
 // # Connections
 //
