@@ -35,11 +35,19 @@ func (l *listener) Accept() (transport.CapableConn, error) {
 			}
 			return nil, err
 		}
-		rc := l.t.lookup(keyOf(uc.LocalMultiaddr(), uc.RemoteMultiaddr()))
-		if rc == nil { // cannot happen: the gater hook found it
+		// A connection whose peer closed it right after the handshake is
+		// still returned, closed: go-libp2p's swarm sees it end, as with
+		// its own transport. (It was dropped here once, when the raw
+		// connection was found by its 4-tuple in a table its close
+		// emptied: the Accept never came.)
+		rc, ok := uc.Raw().(*rawConn)
+		if !ok { // cannot happen: rawListener made every raw connection
 			_ = uc.Close()
 			continue
 		}
+		// An error here is the peer's (a key go-libp2p cannot represent),
+		// and the connection is closed; an Accept error would stop
+		// go-libp2p's swarm from listening at all.
 		c, err := l.t.capable(uc, rc)
 		if err != nil {
 			continue

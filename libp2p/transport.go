@@ -31,9 +31,6 @@ type Transport struct {
 	rcmgr lnetwork.ResourceManager
 	tcp   *tcp.Transport
 	up    *upgrader.Upgrader
-
-	mu    sync.Mutex
-	conns map[connKey]*rawConn // raw connections being upgraded, by 4-tuple
 }
 
 var (
@@ -69,7 +66,7 @@ func NewTransport(key lcrypto.PrivKey, gater connmgr.ConnectionGater, rcmgr lnet
 		rcmgr = &lnetwork.NullResourceManager{}
 	}
 	t := &Transport{cfg: cfg, key: key, local: local, gater: gater, rcmgr: rcmgr,
-		tcp: tcp.New(cfg.TCP), conns: map[connKey]*rawConn{}}
+		tcp: tcp.New(cfg.TCP)}
 	ucfg := cfg.Upgrader
 	ucfg.Identity = ckey
 	ucfg.Gater = (*concordGater)(t)
@@ -166,35 +163,15 @@ func (t *Transport) Listen(laddr ma.Multiaddr) (transport.Listener, error) {
 	return newListener(t, ul, tl.Multiaddr()), nil
 }
 
-// track wraps a raw connection with its scope and registers it by its
-// 4-tuple, so that the listener can find it again for the upgraded
-// connection the upgrader's Listener returns.
+// track wraps a raw connection with its scope. The upgraded connection
+// gives it back (upgrader.Conn.Raw), so the listener finds the scope of
+// the connection it accepted.
 func (t *Transport) track(tc *tcp.Conn, scope lnetwork.ConnManagementScope, dir lnetwork.Direction, peerSet bool) *rawConn {
-	rc := &rawConn{Conn: tc, t: t, scope: scope, dir: dir, peerSet: peerSet,
-		key: keyOf(tc.LocalMultiaddr(), tc.RemoteMultiaddr())}
-	t.mu.Lock()
-	t.conns[rc.key] = rc
-	t.mu.Unlock()
-	return rc
-}
-
-func (t *Transport) lookup(k connKey) *rawConn {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.conns[k]
-}
-
-func (t *Transport) untrack(rc *rawConn) {
-	t.mu.Lock()
-	if t.conns[rc.key] == rc {
-		delete(t.conns, rc.key)
-	}
-	t.mu.Unlock()
+	return &rawConn{Conn: tc, t: t, scope: scope, dir: dir, peerSet: peerSet}
 }
 
 // capable turns an upgraded connection into go-libp2p's CapableConn.
 func (t *Transport) capable(uc *upgrader.Conn, raw *rawConn) (transport.CapableConn, error) {
-	t.untrack(raw)
 	pub, err := libp2pPubKey(uc.RemotePublicKey())
 	if err != nil {
 		_ = uc.Close()
@@ -203,27 +180,11 @@ func (t *Transport) capable(uc *upgrader.Conn, raw *rawConn) (transport.CapableC
 	return newConn(t, uc, raw, pub), nil
 }
 
-// connKey names a TCP connection by its 4-tuple, unique among live
-// connections of a host.
-type connKey struct{ local, remote string }
-
-func keyOf(local, remote ma.Multiaddr) connKey {
-	k := connKey{}
-	if local != nil {
-		k.local = local.String()
-	}
-	if remote != nil {
-		k.remote = remote.String()
-	}
-	return k
-}
-
 // rawConn is a TCP connection with its go-libp2p resource scope. Closing
 // it, whoever does (a failed upgrade, the session's close), ends the scope.
 type rawConn struct {
 	*tcp.Conn
 	t       *Transport
-	key     connKey
 	scope   lnetwork.ConnManagementScope
 	dir     lnetwork.Direction // as go-libp2p reports it
 	peerSet bool               // SetPeer done (dials set it before connecting)
@@ -235,7 +196,6 @@ type rawConn struct {
 func (c *rawConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closeErr = c.Conn.Close()
-		c.t.untrack(c)
 		c.scope.Done()
 	})
 	return c.closeErr

@@ -2,6 +2,7 @@ package upgrader
 
 import (
 	"context"
+	"net"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -27,7 +28,14 @@ type Conn struct {
 	inlined  bool
 	local    ma.Multiaddr
 	remote   ma.Multiaddr
+	raw      net.Conn
 }
+
+// Raw is the connection the upgrade ran on, as passed to Upgrade or
+// returned by the RawListener's Accept: for bookkeeping a caller keeps on
+// its own connection type (a RawConnGater's, say). Reading, writing or
+// setting deadlines on it corrupts the session; Close closes it anyway.
+func (c *Conn) Raw() net.Conn { return c.raw }
 
 // LocalPeer is this side's peer ID.
 func (c *Conn) LocalPeer() peer.ID { return c.sec.LocalPeer() }

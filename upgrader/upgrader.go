@@ -222,6 +222,7 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 	c := &Conn{
 		sess: sess, sec: sc, dir: dir, role: sres.Role, election: sres.Election,
 		security: sres.Protocol, muxer: muxID, inlined: inlined, local: local, remote: remote,
+		raw: unwatched(raw),
 	}
 	if g := u.cfg.Gater; g != nil {
 		if err := g.InterceptUpgraded(c); err != nil {
