@@ -21,8 +21,16 @@ import (
 	"time"
 )
 
-// Bound is how soon after its last reply `concord ping` must exit.
+// Bound is how soon after its last reply `concord ping` must exit: the
+// median of a check's runs must be within it.
 const Bound = 100 * time.Millisecond
+
+// Ceiling bounds every run. The regression these checks exist for is a
+// wait for the peer's close, up to yamux's 2 s linger; a single run of a
+// loaded machine (load average 28 in one CI run beside a 32-process
+// cluster test) once took 190 ms, scheduling and not the protocol, so a
+// single run is held to less than half the linger, the median to Bound.
+const Ceiling = time.Second
 
 // Build builds cmd/concord for the test (or returns $CONCORD_PING_BIN).
 func Build(t testing.TB) string {
@@ -76,19 +84,23 @@ func Measure(t testing.TB, bin string, args ...string) time.Duration {
 }
 
 // Check pings addr runs times with `-security security -count 2 -interval
-// 100ms`, fails the test for each exit later than Bound after the last
-// reply, and logs the figures (every run, sorted, and the slowest).
+// 100ms`, fails the test when the median exit after the last reply is
+// later than Bound or any run's is later than Ceiling, and logs the
+// figures (every run, sorted, and the slowest).
 func Check(t testing.TB, bin, name, addr, security string, runs int) {
 	t.Helper()
 	var ds []time.Duration
 	for i := range runs {
 		d := Measure(t, bin, "-security", security, "-count", "2", "-interval", "100ms", addr)
 		ds = append(ds, d)
-		if d > Bound {
-			t.Errorf("%s run %d: concord ping exited %v after its last reply, want ≤ %v", name, i, d, Bound)
+		if d > Ceiling {
+			t.Errorf("%s run %d: concord ping exited %v after its last reply, want ≤ %v in every run", name, i, d, Ceiling)
 		}
 	}
 	slices.Sort(ds)
+	if m := ds[len(ds)/2]; m > Bound {
+		t.Errorf("%s: concord ping exited a median %v after its last reply, want ≤ %v", name, m, Bound)
+	}
 	var s []string
 	for _, d := range ds {
 		s = append(s, d.Round(10*time.Microsecond).String())
