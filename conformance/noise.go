@@ -157,8 +157,10 @@ type noiseHandshake struct {
 	initiator bool
 	payload   noisePayload
 	static    noise.DHKey
-	ephemeral *noise.DHKey // fixed ephemeral key (vectors); nil means random
-	rnd       io.Reader
+	// rnd is the source of the ephemeral key (flynn/noise draws it when
+	// writing e, ignoring Config.EphemeralKeypair); nil means crypto/rand.
+	// The vectors give a reader of the fixed private key.
+	rnd io.Reader
 	// transcript, if not nil, receives every handshake message as framed
 	// on the wire, for the vectors.
 	transcript func(fromInitiator bool, framed []byte)
@@ -252,9 +254,6 @@ func (h *noiseHandshake) run(conn net.Conn, rd *bufio.Reader) (*noiseConn, remot
 	}
 	cfg := noise.Config{CipherSuite: noiseSuite, Random: rnd, Pattern: noise.HandshakeXX,
 		Initiator: h.initiator, StaticKeypair: h.static}
-	if h.ephemeral != nil {
-		cfg.EphemeralKeypair = *h.ephemeral
-	}
 	hs, err := noise.NewHandshakeState(cfg)
 	if err != nil {
 		return nil, remotePayload{}, &handshakeError{step: "init", err: err}
