@@ -1,8 +1,11 @@
 package conformance_test
 
 import (
+	"bytes"
 	"context"
+	"flag"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,10 @@ import (
 	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/upgrader"
 )
+
+var updateResults = flag.Bool("update-results", false, "rewrite spec/results/concord.md from this run")
+
+const concordResults = "../spec/results/concord.md"
 
 // concordConfig is the target's configuration: the defaults, with a short
 // handshake timeout so that the stage-deadline cases finish quickly, and no
@@ -79,6 +86,23 @@ func TestConcordConforms(t *testing.T) {
 	if len(results) != len(cases) {
 		t.Errorf("%d results, want %d", len(results), len(cases))
 	}
+	var page bytes.Buffer
+	if err := conformance.WriteMarkdown(&page, "Conformance of Concord", concordIntro, results); err != nil {
+		t.Fatal(err)
+	}
+	if *updateResults {
+		if err := os.WriteFile(concordResults, page.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if b, err := os.ReadFile(concordResults); err != nil {
+		t.Errorf("%v (run with -update-results)", err)
+	} else if want, err := conformance.ReadOutcomes(b); err != nil {
+		t.Error(err)
+	} else {
+		for _, d := range conformance.CompareOutcomes(want, results) {
+			t.Errorf("%s (fix it, or run with -update-results and explain)", d)
+		}
+	}
 	for _, res := range results {
 		switch res.Outcome {
 		case conformance.Fail:
@@ -90,3 +114,11 @@ func TestConcordConforms(t *testing.T) {
 		}
 	}
 }
+
+const concordIntro = `
+The conformance suite (package conformance, ` + "`concord conformance`" + `) against a Concord host
+with its defaults, except a 1 s handshake timeout (so that the stage-deadline cases are quick) and
+no redials after a failed dial. Dial cases run against its listener; listen cases against fresh
+hosts with the same identity dialing the runner. Written by
+` + "`go test ./conformance -run TestConcordConforms -update-results`" + `; the test fails when
+an outcome changes. Durations and addresses in the observed column are replaced by D and ADDR.`
