@@ -81,6 +81,10 @@ type ReadStep struct {
 	Token  string `json:"token,omitempty"`
 	Prefix string `json:"prefix,omitempty"`
 	Save   string `json:"save,omitempty"`
+	// Otherwise, if set, makes another token end the case as not
+	// applicable for this reason (the target lacks an optional
+	// extension), instead of failing it.
+	Otherwise string `json:"otherwise,omitempty"`
 }
 
 type EndStep struct {

@@ -179,6 +179,9 @@ func (s *session) read(st *ReadStep) error {
 		return failf("reading a token (want %q): %v", st.Token+st.Prefix, err)
 	}
 	want := s.expand(st.Token)
+	if st.Otherwise != "" && ((want != "" && tok != want) || (st.Prefix != "" && !strings.HasPrefix(tok, st.Prefix))) {
+		return notApplicable("%s (it sent %q)", st.Otherwise, tok)
+	}
 	switch {
 	case want != "" && tok != want:
 		return failf("got %q, want %q", tok, want)
