@@ -264,14 +264,18 @@ func (e *runEnv) play(ctx context.Context, c Case, mode string) (string, error) 
 		}
 		defer func() { cancel(); <-done }()
 		_ = e.r.Listener.SetDeadline(time.Now().Add(e.r.answerTimeout() + e.r.stageTimeout()))
+		stop := context.AfterFunc(ctx, func() { _ = e.r.Listener.SetDeadline(time.Now()) })
 		nc, err := e.r.Listener.AcceptTCP()
+		stop()
 		if err != nil {
 			return "", failf("no dial from the target: %v", err)
 		}
 		conn = nc
 	}
-	s := newSession(ctx, e, conn, mode == "dial")
+	s := newSession(ctx, e, conn)
 	defer s.close()
+	stopConn := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stopConn()
 	for i, st := range c.Steps {
 		if err := ctx.Err(); err != nil {
 			return "", failf("cancelled at step %d", i+1)

@@ -36,7 +36,7 @@ type session struct {
 	muxer   string // agreed in the security handshake
 }
 
-func newSession(ctx context.Context, e *runEnv, c *net.TCPConn, _ bool) *session {
+func newSession(ctx context.Context, e *runEnv, c *net.TCPConn) *session {
 	return &session{ctx: ctx, e: e, raw: c, rd: bufio.NewReader(c), vars: map[string]string{}}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"regexp"
-	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -116,8 +115,6 @@ Exits 1 when any case fails.`,
 					return fmt.Errorf("conformance: %w", err)
 				}
 				defer ln.Close()
-				stop := context.AfterFunc(ctx, func() { _ = ln.SetDeadline(time.Now()) })
-				defer stop()
 				r.Listener = ln
 				a, err := conformance.ListenAddr(ln, r.Identity)
 				if err != nil {
