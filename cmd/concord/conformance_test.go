@@ -1,17 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/concordp2p/concord/conformance"
 	"github.com/concordp2p/concord/host"
+	"github.com/concordp2p/concord/peer"
 )
 
 func TestConformanceUsageErrors(t *testing.T) {
@@ -113,5 +116,60 @@ func TestConformanceFailureExit(t *testing.T) {
 	oneErrorLine(t, r, "conformance: a case failed")
 	if !strings.Contains(r.stdout, "fail") {
 		t.Errorf("table %q shows no failure", r.stdout)
+	}
+}
+
+// lineWriter passes each write to a channel as well as to a buffer.
+type lineWriter struct {
+	syncBuffer
+	lines chan string
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	select {
+	case w.lines <- string(p):
+	default:
+	}
+	return w.syncBuffer.Write(p)
+}
+
+// TestConformanceListenMode runs a listen case: the command prints the
+// address to dial, and a Concord host dials it.
+func TestConformanceListenMode(t *testing.T) {
+	var out syncBuffer
+	errw := &lineWriter{lines: make(chan string, 16)}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	code := make(chan int, 1)
+	go func() {
+		code <- runEnv(ctx, []string{"conformance", "-listen", "/ip4/127.0.0.1/tcp/0", "-run", "^simopen-election-runner-wins$"},
+			&env{stdout: &out, stderr: errw, getenv: func(string) string { return "" }})
+	}()
+	var addr string
+	for i := 0; i < 16 && addr == ""; i++ {
+		select {
+		case l := <-errw.lines:
+			if _, a, ok := strings.Cut(strings.TrimSpace(l), "dial "); ok {
+				addr = strings.Fields(a)[0]
+			}
+		case c := <-code:
+			t.Fatalf("exited %d before printing the address: %q", c, errw.String())
+		}
+	}
+	ai, err := peer.AddrInfoFromString(addr)
+	if err != nil {
+		t.Fatalf("printed address %q: %v", addr, err)
+	}
+	h, err := host.New(host.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	_, _ = h.Connect(ctx, *ai)
+	if c := <-code; c != exitOK {
+		t.Fatalf("exit %d, stdout %q, stderr %q", c, out.String(), errw.String())
+	}
+	if !strings.Contains(out.String(), "1 cases: 1 pass") {
+		t.Errorf("stdout %q, want the one case passing", out.String())
 	}
 }
