@@ -129,6 +129,11 @@ type NoiseStep struct {
 }
 
 type TLSStep struct {
+	// Role is "client" (the default) or "server" (the target dialed).
+	Role string `json:"role,omitempty"`
+	// Identity "other" presents a fresh identity key instead of the
+	// runner's (the target dialed the runner's peer ID).
+	Identity string `json:"identity,omitempty"`
 	// Mutate is one of the certificate mutations: "no-extension",
 	// "bad-extension-signature", "expired", "unknown-critical-extension".
 	Mutate string `json:"mutate,omitempty"`
@@ -262,6 +267,9 @@ func (c Case) validate() error {
 		}
 		if s.Noise != nil && s.Noise.Expect != "ok" && s.Noise.Expect != "refused" {
 			return fmt.Errorf("step %d: noise expect %q: want ok or refused", i+1, s.Noise.Expect)
+		}
+		if s.TLS != nil && s.TLS.Role != "" && s.TLS.Role != "client" && s.TLS.Role != "server" {
+			return fmt.Errorf("step %d: tls role %q: want client or server", i+1, s.TLS.Role)
 		}
 		if s.TLS != nil && s.TLS.Expect != "ok" && s.TLS.Expect != "refused" && s.TLS.Expect != "either" {
 			return fmt.Errorf("step %d: tls expect %q: want ok, refused or either", i+1, s.TLS.Expect)

@@ -473,7 +473,15 @@ func (s *session) tls(st *TLSStep) error {
 		return err
 	}
 	now := time.Now()
-	cert, err := makeCertificate(s.e.identity, st.Mutate, now)
+	identity := s.e.identity
+	if st.Identity == "other" {
+		k, err := peer.GenerateKey(peer.Ed25519, nil)
+		if err != nil {
+			return err
+		}
+		identity = k
+	}
+	cert, err := makeCertificate(identity, st.Mutate, now)
 	if err != nil {
 		return err
 	}
@@ -497,6 +505,9 @@ func (s *session) tls(st *TLSStep) error {
 		},
 	}
 	s.deadline(s.e.r.answerTimeout())
+	if st.Role == "server" {
+		return s.tlsServer(st, cfg, &verifyErr)
+	}
 	tc := tls.Client(bufConn{Conn: s.raw, rd: s.rd}, cfg)
 	err = tc.HandshakeContext(s.ctx)
 	if verifyErr != nil {
@@ -534,6 +545,39 @@ func (s *session) tls(st *TLSStep) error {
 		s.muxer = proto
 	}
 	s.note("TLS 1.3; ALPN %q", proto)
+	return nil
+}
+
+// tlsServer is the runner as TLS server to a target that dialed it. A
+// client that refuses the server's certificate sends an alert instead of
+// its Finished, so the server's handshake fails; a client that accepts
+// completes it.
+func (s *session) tlsServer(st *TLSStep, cfg *tls.Config, verifyErr *error) error {
+	cfg.ClientAuth = tls.RequireAnyClientCert
+	cfg.NextProtos = []string{yamuxID, tlsALPN}
+	tc := tls.Server(bufConn{Conn: s.raw, rd: s.rd}, cfg)
+	err := tc.HandshakeContext(s.ctx)
+	if *verifyErr != nil {
+		return failf("target's certificate: %v", *verifyErr)
+	}
+	switch {
+	case err != nil && st.Expect != "ok":
+		s.note("target aborted the handshake (%v)", err)
+		return nil
+	case err != nil:
+		return failf("handshake: %v", err)
+	case st.Expect == "refused":
+		return failf("target completed the handshake (ALPN %q): it accepted", tc.ConnectionState().NegotiatedProtocol)
+	}
+	proto := tc.ConnectionState().NegotiatedProtocol
+	if st.Muxer != "" && proto != st.Muxer {
+		return failf("ALPN %q, want %q", proto, st.Muxer)
+	}
+	s.sec, s.srd = tc, bufio.NewReader(tc)
+	if proto != tlsALPN {
+		s.muxer = proto
+	}
+	s.note("TLS 1.3 as server; ALPN %q", proto)
 	return nil
 }
 
