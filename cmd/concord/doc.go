@@ -1,7 +1,8 @@
 // Command concord runs Concord peers from the command line: a self-contained
 // demonstration of simultaneous dials and duplicate resolution, a key tool,
-// a server of the ping, perf and echo protocols, their clients, and the
-// endpoint of the libp2p test-plans transport-interop runner.
+// a server of the ping, perf and echo protocols, their clients, the
+// endpoint of the libp2p test-plans transport-interop runner, and the spec
+// conformance suite.
 //
 // Usage:
 //
@@ -137,6 +138,22 @@
 // missing, it is a usage error naming them. A small RESP client of its own
 // (internal/resp) talks to Redis.
 //
+// # concord conformance [-json] [-run REGEXP] [-listen MULTIADDR] [-peer ID] [-key FILE] [-answer-timeout D] [-stage-timeout D] [MULTIADDR]
+//
+// Runs the spec conformance suite (package conformance; the rules are
+// spec/multistream.md, simopen.md, noise.md, tls.md and yamux.md) against
+// the libp2p peer at MULTIADDR over real TCP: malformed multistream-select
+// tokens, Noise and TLS handshakes with bad signatures, wrong peer IDs,
+// mutated certificates and disjoint muxer lists, yamux window overruns,
+// stream-ID reuse, ping floods, stalled handshakes. It prints one row per
+// case (id, spec rule, mode, pass/fail/n/a, expected, observed) and a
+// summary; -json prints a JSON array instead. -run selects cases by id. The
+// listen cases (simultaneous-open elections, the dialer's checks of the
+// responder) need -listen: the runner listens there, prints the multiaddr
+// to dial on stderr, and waits for one dial per case. -answer-timeout (5 s)
+// bounds each wait for an answer; -stage-timeout (20 s) is how long the
+// target may take to drop a stalled handshake. Exits 1 when a case fails.
+//
 // # Host flags
 //
 // demo, listen, ping and perf share the flags that map onto host.Config, each
@@ -172,7 +189,8 @@
 //	0    success
 //	1    runtime failure; for demo, also any round that did not end with
 //	     exactly one live connection on both ends, the same one; for ping,
-//	     no ping answered; for interop, a listener reaching its timeout
+//	     no ping answered; for interop, a listener reaching its timeout;
+//	     for conformance, a case that failed
 //	2    usage error (unknown command or flag, bad value, wrong arguments)
 //	127  interop: the transport, security or muxer asked for is not one
 //	     Concord has (quic-go's interop runner uses the same code)

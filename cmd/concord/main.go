@@ -51,7 +51,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{demoCommand, idCommand, listenCommand, pingCommand, perfCommand, interopCommand}
+	return []command{demoCommand, idCommand, listenCommand, pingCommand, perfCommand, interopCommand, conformanceCommand}
 }
 
 // run is the whole program: it parses args (without the program name),

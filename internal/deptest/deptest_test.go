@@ -1,6 +1,6 @@
 // The layers, lowest first:
 //
-//	network, peer  ←  internal/*  ←  transport/tcp  ←  simopen, security, muxer  ←  upgrader  ←  host  ←  cmd, faults, spec
+//	network, peer  ←  internal/*  ←  transport/tcp  ←  simopen, security, muxer  ←  upgrader  ←  host  ←  conformance, faults, spec  ←  cmd
 
 package deptest
 
@@ -23,18 +23,19 @@ const module = "github.com/concordp2p/concord"
 // lower, or if both are in the same family (security/noise importing
 // security, for instance).
 var layers = map[string]int{
-	"network":   0,
-	"peer":      0,
-	"internal":  1,
-	"transport": 2,
-	"simopen":   3,
-	"security":  3,
-	"muxer":     3,
-	"upgrader":  4,
-	"host":      5,
-	"cmd":       6,
-	"faults":    6,
-	"spec":      6,
+	"network":     0,
+	"peer":        0,
+	"internal":    1,
+	"transport":   2,
+	"simopen":     3,
+	"security":    3,
+	"muxer":       3,
+	"upgrader":    4,
+	"host":        5,
+	"conformance": 6,
+	"faults":      6,
+	"spec":        6,
+	"cmd":         7,
 }
 
 // family is the folder under the module root that a package belongs to.
