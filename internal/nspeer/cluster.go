@@ -129,9 +129,13 @@ func (c *Cluster) all(hosts []int) []int {
 // caller fails the test when the goroutine has ended.
 type goTB struct{ testing.TB }
 
-func (g goTB) Fatal(args ...any)                 { g.TB.Helper(); g.TB.Error(args...); runtime.Goexit() }
-func (g goTB) Fatalf(format string, args ...any) { g.TB.Helper(); g.TB.Errorf(format, args...); runtime.Goexit() }
-func (g goTB) FailNow()                          { g.TB.Fail(); runtime.Goexit() }
+func (g goTB) Fatal(args ...any) { g.TB.Helper(); g.TB.Error(args...); runtime.Goexit() }
+func (g goTB) Fatalf(format string, args ...any) {
+	g.TB.Helper()
+	g.TB.Errorf(format, args...)
+	runtime.Goexit()
+}
+func (g goTB) FailNow() { g.TB.Fail(); runtime.Goexit() }
 
 // Start starts the given hosts' processes (every host's when none is
 // given) all at once, each told to keep connected to every other peer as
