@@ -29,6 +29,7 @@ var (
 	clusterFrozenRounds = flag.Int("cluster.frozen-rounds", 2, "TestCluster: rounds of the frozen scenario (30 s each)")
 	clusterPlots        = flag.String("cluster.plots", "", "TestCluster: directory for the SVG plots (default: the test's temporary directory)")
 	clusterOnly         = flag.String("cluster.only", "", "TestCluster: comma-separated scenarios to run (default: all)")
+	clusterBackoff      = flag.Duration("cluster.backoff", 0, "TestCluster: the hosts' dial backoff base in cold-start, restart-all and rolling (default: host.DefaultBackoffBase)")
 )
 
 const (
@@ -132,6 +133,9 @@ func TestCluster(t *testing.T) {
 			continue
 		}
 		r := &clusterResult{Scenario: sc.name, N: n, plotDir: plots}
+		if *clusterBackoff != 0 && (sc.name == "cold-start" || sc.name == "restart-all" || sc.name == "rolling") {
+			r.Notes = append(r.Notes, fmt.Sprintf("dial backoff base %v", *clusterBackoff))
+		}
 		results = append(results, r)
 		t.Run(sc.name, func(t *testing.T) {
 			start := time.Now()
@@ -219,7 +223,7 @@ func echoAll(t *testing.T, c *nspeer.Cluster) {
 
 func testClusterCold(t *testing.T, l *lab, net *netlab.Cluster, r *clusterResult) {
 	r.What = "last process ready"
-	c := l.prog.NewCluster(t, net, nspeer.Options{})
+	c := l.prog.NewCluster(t, net, nspeer.Options{BackoffBase: *clusterBackoff})
 	var rounds []round
 	for k := range *clusterRounds {
 		from := time.Now()
@@ -244,7 +248,7 @@ func testClusterCold(t *testing.T, l *lab, net *netlab.Cluster, r *clusterResult
 func testClusterRestartAll(t *testing.T, l *lab, net *netlab.Cluster, r *clusterResult) {
 	r.What = "last process ready"
 	r.Goal = goalRestartAll
-	c := l.prog.NewCluster(t, net, nspeer.Options{})
+	c := l.prog.NewCluster(t, net, nspeer.Options{BackoffBase: *clusterBackoff})
 	c.Start()
 	converge(t, c, "the first start")
 	var rounds []round
@@ -272,7 +276,7 @@ func testClusterRestartAll(t *testing.T, l *lab, net *netlab.Cluster, r *cluster
 func testClusterRolling(t *testing.T, l *lab, net *netlab.Cluster, r *clusterResult) {
 	r.What = "restarted process ready"
 	r.Goal = goalRolling
-	c := l.prog.NewCluster(t, net, nspeer.Options{})
+	c := l.prog.NewCluster(t, net, nspeer.Options{BackoffBase: *clusterBackoff})
 	c.Start()
 	converge(t, c, "the first start")
 	r.UsageFirst = quietUsage(c)
@@ -417,6 +421,11 @@ func writePlot(t *testing.T, r *clusterResult, rounds []round, xlabel, mark stri
 		},
 		Marks: []svgplot.Mark{{X: 0, Label: mark}},
 	}
+	anyS := svgplot.Series{Name: "median round: ≥ 1 connection at each end", Color: "#ff7f0e", Steps: true}
+	for _, p := range rounds[med].pts {
+		anyS.Points = append(anyS.Points, svgplot.XY{X: p.T.Sub(rounds[med].ref).Seconds(), Y: float64(p.Any)})
+	}
+	ch.Series = append(ch.Series, anyS)
 	if worst != med {
 		s := series(rounds[worst], fmt.Sprintf("concord, slowest round (%s)", ms(rounds[worst].conv)))
 		s.Color = "#9ecae1"

@@ -83,6 +83,7 @@ type options struct {
 	backlog     int
 	perIP       int
 	noReuse     bool
+	backoffBase time.Duration
 	stderr      string
 }
 
@@ -98,6 +99,7 @@ func main() {
 	flag.IntVar(&o.backlog, "backlog", 0, "TCP listen backlog (0: system default)")
 	flag.IntVar(&o.perIP, "perip", 0, "MaxInboundUpgradesPerIP (0: default)")
 	flag.BoolVar(&o.noReuse, "noreuse", false, "tcp.Config.DisableReuse: dial from ephemeral ports")
+	flag.DurationVar(&o.backoffBase, "backoff", 0, "host.Config.BackoffBase: dial backoff base (0: default)")
 	flag.StringVar(&o.stderr, "stderr", "", "file to redirect stderr to (panics, race reports)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -140,7 +142,8 @@ func run(o options) error {
 			HandshakeTimeout:        o.handshake,
 			MaxInboundUpgradesPerIP: o.perIP,
 		},
-		Observer: p.observe,
+		BackoffBase: o.backoffBase,
+		Observer:    p.observe,
 	}
 	if o.listenPort >= 0 {
 		cfg.ListenAddrs = []ma.Multiaddr{ma.StringCast(fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", o.listenPort))}

@@ -11,6 +11,10 @@ import (
 type Point struct {
 	T    time.Time
 	Good int
+	// Any is the number of pairs in which each end held at least one live
+	// connection to the other (Good ones, and those with duplicates not
+	// yet resolved or ends that do not agree yet).
+	Any int
 }
 
 // Timeline replays the events of every process of the cluster, in the
@@ -81,23 +85,30 @@ func (c *Cluster) Timeline(from time.Time) []Point {
 		return ka == 1 && kb == 1 && a.local == b.remote && a.remote == b.local
 	}
 	good := make([][]bool, n)
+	anyc := make([][]bool, n)
 	for i := range good {
 		good[i] = make([]bool, n)
+		anyc[i] = make([]bool, n)
 	}
-	count := 0
+	count, countAny := 0, 0
+	flip := func(cur *bool, v bool, k *int) {
+		if v != *cur {
+			*cur = v
+			if v {
+				*k++
+			} else {
+				*k--
+			}
+		}
+	}
 	update := func(i, j int) {
 		if i > j {
 			i, j = j, i
 		}
-		g := pairGood(i, j)
-		if g != good[i][j] {
-			good[i][j] = g
-			if g {
-				count++
-			} else {
-				count--
-			}
-		}
+		flip(&good[i][j], pairGood(i, j), &count)
+		_, ka := live(i, j)
+		_, kb := live(j, i)
+		flip(&anyc[i][j], ka > 0 && kb > 0, &countAny)
 	}
 	var pts []Point
 	record := func(at int64) {
@@ -105,19 +116,19 @@ func (c *Cluster) Timeline(from time.Time) []Point {
 		if t.Before(from) {
 			return
 		}
-		if pts[len(pts)-1].Good == count {
+		if last := pts[len(pts)-1]; last.Good == count && last.Any == countAny {
 			return
 		}
 		if last := &pts[len(pts)-1]; last.T.Equal(t) {
-			last.Good = count
+			last.Good, last.Any = count, countAny
 			return
 		}
-		pts = append(pts, Point{T: t, Good: count})
+		pts = append(pts, Point{T: t, Good: count, Any: countAny})
 	}
 	started := false
 	for _, ev := range all {
 		if !started && !time.Unix(0, ev.at).Before(from) {
-			pts = append(pts, Point{T: from, Good: count})
+			pts = append(pts, Point{T: from, Good: count, Any: countAny})
 			started = true
 		}
 		i := ev.host
@@ -153,7 +164,7 @@ func (c *Cluster) Timeline(from time.Time) []Point {
 		record(ev.at)
 	}
 	if !started {
-		pts = append(pts, Point{T: from, Good: count})
+		pts = append(pts, Point{T: from, Good: count, Any: countAny})
 	}
 	return pts
 }
@@ -161,10 +172,14 @@ func (c *Cluster) Timeline(from time.Time) []Point {
 // Settled returns when the timeline last reached all good pairs, and false
 // if it does not end there.
 func Settled(pts []Point, pairs int) (time.Time, bool) {
-	if len(pts) == 0 || pts[len(pts)-1].Good != pairs {
+	k := len(pts)
+	for k > 0 && pts[k-1].Good == pairs {
+		k--
+	}
+	if k == len(pts) {
 		return time.Time{}, false
 	}
-	return pts[len(pts)-1].T, true
+	return pts[k].T, true
 }
 
 // FirstAt returns when the timeline first reached at least good pairs.

@@ -116,12 +116,18 @@ func (c Chart) WriteSVG(w io.Writer) error {
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.1f" stroke="#555" stroke-dasharray="2 3"/>`+"\n", X, marginTop, X, marginTop+ph)
 		fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="11" fill="#555">%s</text>`+"\n", X+3, marginTop+12, esc(m.Label))
 	}
+	var legendW float64
 	if len(c.Series) > 0 {
 		// Legend box, bottom right inside the plot: convergence lines
 		// end at the top.
 		lh := float64(len(c.Series))*legendLine + 8
-		fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="240" height="%.1f" fill="white" fill-opacity="0.85" stroke="#999"/>`+"\n",
-			marginLeft+pw-250, marginTop+ph-lh-10, lh)
+		longest := 0
+		for _, s := range c.Series {
+			longest = max(longest, len([]rune(s.Name)))
+		}
+		legendW = 46 + 6.8*float64(longest) // 12 px sans-serif: ~6.8 px a character
+		fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="white" fill-opacity="0.85" stroke="#999"/>`+"\n",
+			marginLeft+pw-legendW-10, marginTop+ph-lh-10, legendW, lh)
 	}
 	for i, s := range c.Series {
 		color := s.Color
@@ -144,7 +150,7 @@ func (c Chart) WriteSVG(w io.Writer) error {
 		}
 		fmt.Fprintf(b, `<polyline clip-path="url(#plot)" fill="none" stroke="%s" stroke-width="1.6"%s points="%s"/>`+"\n", color, dash, strings.Join(pts, " "))
 		ly := marginTop + ph - 10 - float64(len(c.Series)-i)*legendLine + 4
-		lx := marginLeft + pw - 242
+		lx := marginLeft + pw - legendW - 2
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"%s/>`+"\n", lx, ly+legendLine/2, lx+24, ly+legendLine/2, color, dash)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f">%s</text>`+"\n", lx+30, ly+legendLine/2+4, esc(s.Name))
 	}
