@@ -361,3 +361,44 @@ func (c *Cluster) WaitConverged(bound, interval time.Duration) (good int, why st
 		time.Sleep(interval)
 	}
 }
+
+// CheckMirrored is Check for peers without Concord's hello (go-libp2p):
+// a pair is good when each end holds exactly one open connection to the
+// other and the two are the same TCP connection (one end's local address
+// is the other's remote). any counts the pairs in which each end holds at
+// least one; extra counts the connections beyond one per end.
+func (c *Cluster) CheckMirrored() (good, any, extra int, why string) {
+	c.tb.Helper()
+	ts := c.Tables()
+	open := func(cs []ConnState) []ConnState {
+		var out []ConnState
+		for _, x := range cs {
+			if !x.Closed {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	for i := range c.N() {
+		for j := i + 1; j < c.N(); j++ {
+			a, b := open(ts[i].Peers[c.IDs[j].String()]), open(ts[j].Peers[c.IDs[i].String()])
+			if len(a) > 0 && len(b) > 0 {
+				any++
+			}
+			extra += max(0, len(a)-1) + max(0, len(b)-1)
+			var bad string
+			switch {
+			case len(a) != 1 || len(b) != 1:
+				bad = fmt.Sprintf("h%d holds %d connections to h%d, which holds %d", i, len(a), j, len(b))
+			case a[0].Local != b[0].Remote || a[0].Remote != b[0].Local:
+				bad = fmt.Sprintf("h%d–h%d: different connections", i, j)
+			}
+			if bad == "" {
+				good++
+			} else if why == "" {
+				why = bad
+			}
+		}
+	}
+	return good, any, extra, why
+}
