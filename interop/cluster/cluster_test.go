@@ -187,12 +187,12 @@ func msOr(d time.Duration) string {
 
 func table(rs []*result) string {
 	var b strings.Builder
-	b.WriteString("| scenario | implementation | rounds | all pairs connected: median / max | exactly one per pair: median / max (rounds reached) | pairs with exactly one at the end (median) | extra connections at the end (median) | opened per round | dial failures per round |\n|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| scenario | implementation | rounds | all pairs connected: median / max (rounds in which the events show it) | exactly one per pair: median / max (rounds reached) | pairs with exactly one at the end (median) | extra connections at the end (median) | opened per round | dial failures per round |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		if len(r.rounds) == 0 {
 			continue
 		}
-		am, ax, _ := durs(r, func(f roundFig) time.Duration { return f.anyAt })
+		am, ax, an := durs(r, func(f roundFig) time.Duration { return f.anyAt })
 		gm, gx, gn := durs(r, func(f roundFig) time.Duration { return f.goodAt })
 		var goods, extras []int
 		op, df := 0, 0
@@ -203,8 +203,8 @@ func table(rs []*result) string {
 		slices.Sort(goods)
 		slices.Sort(extras)
 		k := len(r.rounds)
-		fmt.Fprintf(&b, "| %s | %s | %d | %s / %s | %s / %s (%d/%d) | %d | %d | %.1f | %.1f |\n", r.scenario, r.impl, k,
-			msOr(am), msOr(ax), msOr(gm), msOr(gx), gn, k, goods[k/2], extras[k/2], float64(op)/float64(k), float64(df)/float64(k))
+		fmt.Fprintf(&b, "| %s | %s | %d | %s / %s (%d/%d) | %s / %s (%d/%d) | %d | %d | %.1f | %.1f |\n", r.scenario, r.impl, k,
+			msOr(am), msOr(ax), an, k, msOr(gm), msOr(gx), gn, k, goods[k/2], extras[k/2], float64(op)/float64(k), float64(df)/float64(k))
 	}
 	return b.String()
 }

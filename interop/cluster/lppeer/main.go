@@ -123,6 +123,12 @@ func run(ctlPath, keyFile string, port int, stderr string) error {
 	}
 	p.h = h
 	h.Network().Notify(&lpnet.NotifyBundle{ConnectedF: p.connected, DisconnectedF: p.disconnected})
+	// libp2p.New listens before a notifiee can be registered: connections
+	// accepted in between are reported here (connected ignores a second
+	// report of the same connection).
+	for _, c := range h.Network().Conns() {
+		p.connected(h.Network(), c)
+	}
 	var inc [8]byte
 	_, _ = rand.Read(inc[:])
 	p.emit(reply{"kind": "ready", "id": h.ID().String(), "inc": hex.EncodeToString(inc[:]), "pid": os.Getpid()})
@@ -196,6 +202,10 @@ func (p *proc) count(name string) {
 
 func (p *proc) connected(_ lpnet.Network, c lpnet.Conn) {
 	p.mu.Lock()
+	if _, ok := p.seqs[c]; ok {
+		p.mu.Unlock()
+		return
+	}
 	p.seq++
 	s := p.seq
 	p.seqs[c] = s
