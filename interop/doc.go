@@ -13,5 +13,8 @@
 // from ../). Package contract runs `concord
 // interop` against go-libp2p (contract/gopeer) and js-libp2p in both
 // interop-runner contracts through a real redis-server. Without npm or
-// redis-server those tests skip, and fail under CI=true.
+// redis-server those tests skip, and fail under CI=true. Package cluster
+// runs issue 17's cluster scenarios (cold start, restart of every host at
+// once) with go-libp2p hosts (cluster/lppeer, a go-libp2p peer program for
+// Concord's namespace harness) beside Concord's on one netlab cluster.
 package interop

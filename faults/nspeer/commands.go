@@ -58,6 +58,16 @@ package main
 //	    → inAfter (the host's hello stream: its proposal read → closed),
 //	      outAfter (this peer's: the protocol agreed → closed), inErr,
 //	      outErr (the read error that ended each, if not EOF), err
+//	keep PEER MADDR [PEER MADDR ...]
+//	    KeepConnected to each PEER at its MADDR (cluster.go); returns at once.
+//	    → err
+//	table
+//	    The whole connection table: → peers {PEER: [conn as in state]}
+//	counters
+//	    What the host reported since the process started (cluster.go):
+//	    → opened, closed, upgradesOut, upgradesIn, upgradeFailures,
+//	      simopens, elections, tieBreaks, ties, duplicates {rule: n},
+//	      dialFailures, keepaliveFailures, helloFailures
 //	usage [gc]
 //	    → fds (open descriptors), goroutines, rss (resident bytes), heap
 //	      (bytes in use); with gc, after a garbage collection that returns
@@ -154,6 +164,14 @@ func (p *peerProc) command(verb string, args []string) reply {
 		if err = need(2); err == nil {
 			return p.perf(ctx, args)
 		}
+	case "keep":
+		if err = need(2); err == nil {
+			return p.keep(args)
+		}
+	case "table":
+		return p.table()
+	case "counters":
+		return p.counts.reply()
 	case "usage":
 		if len(args) > 0 && args[0] == "gc" {
 			debug.FreeOSMemory()
@@ -331,17 +349,7 @@ func (p *peerProc) state(id string) reply {
 	}
 	var conns []reply
 	for _, c := range p.h.Conns(pid) {
-		inc, seq, ok := c.RemoteHello()
-		cr := reply{
-			"seq": c.Seq(), "draining": c.Draining(), "closed": c.IsClosed(),
-			"direction": c.Direction().String(), "role": c.Role().String(),
-			"election": c.Election() != nil, "streams": c.NumStreams(),
-			"local": c.LocalMultiaddr().String(), "remote": c.RemoteMultiaddr().String(),
-		}
-		if ok {
-			cr["rinc"], cr["rseq"] = inc.String(), seq
-		}
-		conns = append(conns, cr)
+		conns = append(conns, connReply(c))
 	}
 	ls := p.h.ListenerStats()
 	var accepted uint64
@@ -349,6 +357,21 @@ func (p *peerProc) state(id string) reply {
 		accepted += l.Accepted
 	}
 	return reply{"conns": conns, "listeners": ls, "accepted": accepted}
+}
+
+// connReply is one connection of the table as state and table report it.
+func connReply(c *host.Conn) reply {
+	inc, seq, ok := c.RemoteHello()
+	cr := reply{
+		"seq": c.Seq(), "draining": c.Draining(), "closed": c.IsClosed(),
+		"direction": c.Direction().String(), "role": c.Role().String(),
+		"election": c.Election() != nil, "streams": c.NumStreams(),
+		"local": c.LocalMultiaddr().String(), "remote": c.RemoteMultiaddr().String(),
+	}
+	if ok {
+		cr["rinc"], cr["rseq"] = inc.String(), seq
+	}
+	return cr
 }
 
 func (p *peerProc) stall(ctx context.Context, args []string) reply {

@@ -83,6 +83,7 @@ type options struct {
 	backlog     int
 	perIP       int
 	noReuse     bool
+	backoffBase time.Duration
 	stderr      string
 }
 
@@ -98,6 +99,7 @@ func main() {
 	flag.IntVar(&o.backlog, "backlog", 0, "TCP listen backlog (0: system default)")
 	flag.IntVar(&o.perIP, "perip", 0, "MaxInboundUpgradesPerIP (0: default)")
 	flag.BoolVar(&o.noReuse, "noreuse", false, "tcp.Config.DisableReuse: dial from ephemeral ports")
+	flag.DurationVar(&o.backoffBase, "backoff", 0, "host.Config.BackoffBase: dial backoff base (0: default)")
 	flag.StringVar(&o.stderr, "stderr", "", "file to redirect stderr to (panics, race reports)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -140,7 +142,8 @@ func run(o options) error {
 			HandshakeTimeout:        o.handshake,
 			MaxInboundUpgradesPerIP: o.perIP,
 		},
-		Observer: p.observe,
+		BackoffBase: o.backoffBase,
+		Observer:    p.observe,
 	}
 	if o.listenPort >= 0 {
 		cfg.ListenAddrs = []ma.Multiaddr{ma.StringCast(fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", o.listenPort))}
@@ -153,6 +156,7 @@ func run(o options) error {
 	p.h = h
 	p.serve()
 	p.emit(map[string]any{"kind": "ready", "id": h.ID().String(), "inc": h.Incarnation().String(), "pid": os.Getpid()})
+	p.flushEarly()
 
 	var wg sync.WaitGroup
 	sc := bufio.NewScanner(ctl)
@@ -211,6 +215,10 @@ type peerProc struct {
 
 	outMu sync.Mutex
 	out   io.Writer
+	ready bool    // the ready line is out
+	early []reply // events before it
+
+	counts counters
 
 	recvMu sync.Mutex
 	recv   map[uint64]int // msgProtocol: id → times received
@@ -232,6 +240,7 @@ func (p *peerProc) emit(v any) {
 // observe reports host events. It runs synchronously in the host and must
 // not block: it formats one short line for a socket the driver drains.
 func (p *peerProc) observe(e host.Event) {
+	p.counts.observe(e)
 	r := reply{"kind": "event", "at": time.Now().UnixNano()}
 	switch e := e.(type) {
 	case host.ConnOpened:
@@ -255,7 +264,37 @@ func (p *peerProc) observe(e host.Event) {
 	default:
 		return
 	}
+	p.emitEvent(r)
+}
+
+// emitEvent writes an event line, or keeps it until the ready line is out:
+// a peer that others dial already (a cluster restarting) may open a
+// connection between listening and saying ready, and the driver reads the
+// ready line first.
+func (p *peerProc) emitEvent(r reply) {
+	p.outMu.Lock()
+	if !p.ready {
+		p.early = append(p.early, r)
+		p.outMu.Unlock()
+		return
+	}
+	p.outMu.Unlock()
 	p.emit(r)
+}
+
+// flushEarly writes the events kept before the ready line, in order, and
+// lets later ones through.
+func (p *peerProc) flushEarly() {
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	p.ready = true
+	for _, r := range p.early {
+		b, err := json.Marshal(r)
+		if err == nil {
+			_, _ = p.out.Write(append(b, '\n'))
+		}
+	}
+	p.early = nil
 }
 
 // serve installs the stream handlers.

@@ -42,6 +42,18 @@
 // of its own, which would be in the root namespace. internal/nspeer starts
 // each host as a process inside the namespace and drives it.
 //
+// # Clusters
+//
+// NewCluster creates N hosts (up to MaxClusterSize) on one bridge: each host
+// is a namespace with one veth link whose far end sits in a switch
+// namespace holding the bridge, so a cluster, too, adds nothing to the root
+// namespace. Host i has 10.x.y.(i+1)/24 and fd00:cc:x:y::(i+1)/64, a fixed
+// MAC address and static neighbour entries for every other host; the set-up
+// runs one `ip -batch` per namespace. ClusterOptions adds a delay line and
+// random loss on every host's link. Hosts are the same Host type as a
+// pair's: Blackhole, AddRule, Start work on them unchanged. internal/nspeer
+// runs a peer process on each host (nspeer.Program.NewCluster).
+//
 // # Simultaneous open
 //
 // Pair.SimultaneousOpen forces a TCP simultaneous open: outgoing bare SYNs

@@ -26,6 +26,12 @@ type BuildConfig struct {
 	// fails the test as one in the test process would. Pass RaceEnabled
 	// to follow the test binary.
 	Race bool
+	// Package is the import path of the program to build; "" means the
+	// Concord peer program (faults/nspeer). Another program must speak
+	// the same control protocol (the interop module's go-libp2p peer).
+	// It is built from the test's working directory, so its module is
+	// the test's.
+	Package string
 }
 
 // Program is the peer program built for one test, and the directory that
@@ -62,7 +68,11 @@ func Build(tb testing.TB, cfg BuildConfig) *Program {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, goBin, append(args, programPath)...).CombinedOutput()
+	pkg := cfg.Package
+	if pkg == "" {
+		pkg = programPath
+	}
+	out, err := exec.CommandContext(ctx, goBin, append(args, pkg)...).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("nspeer: building the peer program: %v\n%s", err, out)
 	}

@@ -30,6 +30,21 @@
 // as a program (SIGSTOP a peer, kill -9 it, start it again with the same key
 // file and port), and FDs counts its open descriptors from outside.
 //
+// # Clusters
+//
+// Program.NewCluster prepares one peer per host of a netlab.NewCluster,
+// each with a key file generated up front (every identity is known before
+// any process starts) and the listen port ClusterPort. Cluster.Start starts
+// processes all at once and tells each, as soon as it is ready, to keep
+// connected to every other (keep); Kill SIGKILLs them at once; Check and
+// CheckMirrored ask every host for its table (table) and count the pairs
+// with exactly one connection, the same on both ends; Counters and Usage
+// gather the hosts' counters and goroutines/descriptors. Timeline replays
+// every process's events on the machine's one clock and gives the number
+// of such pairs over time, so the figures do not depend on polling.
+// BuildConfig.Package builds another program that speaks the same protocol
+// (the interop module's go-libp2p peer).
+//
 // # Bounds and ending
 //
 // Every wait is bounded: a start by 20 s, a reply by 75 s (the program bounds

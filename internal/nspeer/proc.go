@@ -44,6 +44,7 @@ type Options struct {
 	Backlog     int           // TCP listen backlog
 	PerIP       int           // MaxInboundUpgradesPerIP
 	NoReuse     bool          // tcp.Config.DisableReuse: dial from ephemeral ports
+	BackoffBase time.Duration // host.Config.BackoffBase
 }
 
 func (o Options) args() []string {
@@ -70,6 +71,9 @@ func (o Options) args() []string {
 	}
 	if o.NoReuse {
 		a = append(a, "-noreuse")
+	}
+	if o.BackoffBase != 0 {
+		a = append(a, fmt.Sprintf("-backoff=%v", o.BackoffBase))
 	}
 	return a
 }

@@ -32,6 +32,8 @@ type Event struct {
 	Seq       uint64
 	Election  bool
 	Direction string
+	Local     string   // opened: the connection's local address
+	Remote    string   // opened: its remote address
 	Reason    string   // closed, hello_failed: the reason's text, for messages
 	Is        []string // closed, hello_failed: the conditions the reason matches
 	Survivor  uint64   // duplicate: the connection kept
@@ -123,4 +125,75 @@ func Converged(a, b *Proc, d time.Duration) (sa, sb StateReply, err error) {
 			return sa, sb, fmt.Errorf("not converged within %v: %s", d, last)
 		}
 	}
+}
+
+// TableReply answers table: every connection of the host's table, by the
+// peer's ID.
+type TableReply struct {
+	Result
+	Peers map[string][]ConnState
+}
+
+// Counters answers counters: what a host reported since its process
+// started (faults/nspeer/cluster.go defines each count).
+type Counters struct {
+	Result
+	Opened, Closed                                 int
+	UpgradesOut, UpgradesIn, UpgradeFailures       int
+	Simopens, Elections, TieBreaks, Ties           int
+	DialFailures, KeepaliveFailures, HelloFailures int
+	Duplicates                                     map[string]int
+}
+
+// Add adds o's counts to c's.
+func (c *Counters) Add(o Counters) {
+	c.Opened += o.Opened
+	c.Closed += o.Closed
+	c.UpgradesOut += o.UpgradesOut
+	c.UpgradesIn += o.UpgradesIn
+	c.UpgradeFailures += o.UpgradeFailures
+	c.Simopens += o.Simopens
+	c.Elections += o.Elections
+	c.TieBreaks += o.TieBreaks
+	c.Ties += o.Ties
+	c.DialFailures += o.DialFailures
+	c.KeepaliveFailures += o.KeepaliveFailures
+	c.HelloFailures += o.HelloFailures
+	for r, n := range o.Duplicates {
+		if c.Duplicates == nil {
+			c.Duplicates = map[string]int{}
+		}
+		c.Duplicates[r] += n
+	}
+}
+
+// Sub returns c minus o: the counts between two readings of one process.
+func (c Counters) Sub(o Counters) Counters {
+	d := Counters{
+		Opened: c.Opened - o.Opened, Closed: c.Closed - o.Closed,
+		UpgradesOut: c.UpgradesOut - o.UpgradesOut, UpgradesIn: c.UpgradesIn - o.UpgradesIn,
+		UpgradeFailures: c.UpgradeFailures - o.UpgradeFailures,
+		Simopens:        c.Simopens - o.Simopens, Elections: c.Elections - o.Elections,
+		TieBreaks: c.TieBreaks - o.TieBreaks, Ties: c.Ties - o.Ties,
+		DialFailures: c.DialFailures - o.DialFailures, KeepaliveFailures: c.KeepaliveFailures - o.KeepaliveFailures,
+		HelloFailures: c.HelloFailures - o.HelloFailures,
+	}
+	for r, n := range c.Duplicates {
+		if n -= o.Duplicates[r]; n != 0 {
+			if d.Duplicates == nil {
+				d.Duplicates = map[string]int{}
+			}
+			d.Duplicates[r] = n
+		}
+	}
+	return d
+}
+
+// Dups is the number of duplicates resolved, every rule together.
+func (c Counters) Dups() int {
+	n := 0
+	for _, v := range c.Duplicates {
+		n += v
+	}
+	return n
 }
