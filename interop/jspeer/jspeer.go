@@ -149,11 +149,12 @@ type Listener struct {
 }
 
 // Listen starts a js listener offering security (e.g. "noise,tls") and
-// stops it when the test ends.
-func Listen(t testing.TB, security string) *Listener {
+// stops it when the test ends. Extra flags of `peer.mjs listen` follow
+// (e.g. "--inbound-threshold", "1000").
+func Listen(t testing.TB, security string, flags ...string) *Listener {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := Command(ctx, t, "listen", "--security", security)
+	cmd := Command(ctx, t, append([]string{"listen", "--security", security}, flags...)...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
