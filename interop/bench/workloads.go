@@ -224,8 +224,8 @@ func echoRTT(s stack, iters int) (p50 float64, err error) {
 
 // memSample is the process's memory after forced GCs and a scavenge.
 type memSample struct {
-	rss, heap, stack uint64
-	goroutines       int
+	RSS, Heap, Stack uint64
+	Goroutines       int
 }
 
 func sampleMem() memSample {
@@ -237,63 +237,14 @@ func sampleMem() memSample {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memSample{rss: rss(), heap: ms.HeapAlloc, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+	return memSample{RSS: rss(), Heap: ms.HeapAlloc, Stack: ms.StackInuse, Goroutines: runtime.NumGoroutine()}
 }
 
-// idleMemory (6): n idle connections (no stream open; each was checked with
-// one echo, whose stream is closed), dialed by 8 dialers at once. It
-// returns the growth of RSS, live heap and goroutine stacks per connection,
-// in bytes, for both ends together, and goroutines per connection.
-// With heapProf set, it writes a heap profile there at the peak.
-func idleMemory(s stack, n int, heapProf string) (rssPer, heapPer, stackPer, gorPer float64, err error) {
-	settle()
-	before := sampleMem()
-	conns := make([]clientConn, n)
-	var next atomic.Int64
-	var firstErr atomic.Pointer[error]
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(n) && firstErr.Load() == nil; i = next.Add(1) - 1 {
-				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-				c, err := dialEcho(ctx, s)
-				cancel()
-				if err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-					return
-				}
-				conns[i] = c
-			}
-		})
+func writeHeapProfile(path string) {
+	if f, err := os.Create(path); err == nil {
+		pprof.WriteHeapProfile(f)
+		f.Close()
 	}
-	wg.Wait()
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-		waitLive(s, 0, 20*time.Second)
-	}()
-	if p := firstErr.Load(); p != nil {
-		return 0, 0, 0, 0, *p
-	}
-	if err := waitLive(s, int64(n), 10*time.Second); err != nil {
-		return 0, 0, 0, 0, err
-	}
-	settle() // let the echo streams' goroutines end
-	after := sampleMem()
-	if heapProf != "" {
-		if f, err := os.Create(heapProf); err == nil {
-			pprof.WriteHeapProfile(f)
-			f.Close()
-		}
-	}
-	f := float64(n)
-	return (float64(after.rss) - float64(before.rss)) / f,
-		(float64(after.heap) - float64(before.heap)) / f,
-		(float64(after.stack) - float64(before.stack)) / f,
-		float64(after.goroutines-before.goroutines) / f, nil
 }
 
 // settle waits until the number of goroutines has not changed for three
