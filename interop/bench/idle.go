@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -80,6 +81,12 @@ func idleMemory(s stack, o *options, impl string, n int) (rssPer, heapPer, stack
 	after := sampleMem()
 	if o.heapProf != "" {
 		writeHeapProfile(o.heapProf)
+	}
+	if o.goroutineProf != "" {
+		if f, err := os.Create(o.goroutineProf); err == nil {
+			pprof.Lookup("goroutine").WriteTo(f, 1)
+			f.Close()
+		}
 	}
 	f := float64(n)
 	grow := func(a, b, c, d uint64) float64 { return (float64(a) - float64(b) + float64(c) - float64(d)) / f }

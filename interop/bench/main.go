@@ -72,22 +72,24 @@ import (
 )
 
 type options struct {
-	security   string // noise or tls
-	mode       string // reconnect, first or newid
-	repeats    int
-	dials      int
-	cpsConns   int
-	bulkBytes  int64
-	rttIters   int
-	aeadBytes  int64
-	only       map[string]bool
-	impls      map[string]bool
-	jsonOut    string
-	heapProf   string
-	cpuProfile string
-	readBuf    int
-	maxMsg     uint
-	curImpl    string // the stack of the row being run
+	security      string // noise or tls
+	mode          string // reconnect, first or newid
+	repeats       int
+	dials         int
+	cpsConns      int
+	bulkBytes     int64
+	rttIters      int
+	aeadBytes     int64
+	only          map[string]bool
+	impls         map[string]bool
+	jsonOut       string
+	heapProf      string
+	goroutineProf string
+	allocProf     string
+	cpuProfile    string
+	readBuf       int
+	maxMsg        uint
+	curImpl       string // the stack of the row being run
 
 	// The idle workload's dialing process (idle.go).
 	idleDialer, idleAddr, idlePeer string
@@ -148,6 +150,8 @@ var metrics = []metric{
 	{"cps64", "connections/s, 64 dialers", "conn/s", handshakeGoal(">=", 1.5, 2.0, 1/1.3)},
 	{"cpu_conn16", "CPU per connection, both ends, 16 dialers", "µs", handshakeGoal("<=", 0.7, 0.5, 1.3)},
 	{"cpu_conn64", "CPU per connection, both ends, 64 dialers", "µs", handshakeGoal("<=", 0.7, 0.5, 1.3)},
+	{"alloc_conn16", "heap allocated per connection, both ends, 16 dialers", "KiB", noGoal},
+	{"alloc_conn64", "heap allocated per connection, both ends, 64 dialers", "KiB", noGoal},
 	{"bulk1_mbps", "bulk one way, 1 stream", "MB/s", fixedGoal(">=", 1.5, implLibp2p)},
 	{"bulk1_cpu", "CPU per GiB, 1 stream", "s/GiB", fixedGoal("<=", 0.7, implLibp2p)},
 	{"bulk8_mbps", "bulk one way, 8 streams", "MB/s", fixedGoal(">=", 1.5, implLibp2p)},
@@ -201,12 +205,12 @@ var workloads = []workload{
 		return m, err
 	}},
 	{"cps16", true, false, func(s stack, o *options) (map[string]float64, error) {
-		r, cpu, err := connRate(s, o.cpsConns, 16)
-		return map[string]float64{"cps16": r, "cpu_conn16": cpu * 1e6}, err
+		r, cpu, alloc, err := connRate(s, o.cpsConns, 16)
+		return map[string]float64{"cps16": r, "cpu_conn16": cpu * 1e6, "alloc_conn16": alloc / 1024}, err
 	}},
 	{"cps64", true, false, func(s stack, o *options) (map[string]float64, error) {
-		r, cpu, err := connRate(s, o.cpsConns, 64)
-		return map[string]float64{"cps64": r, "cpu_conn64": cpu * 1e6}, err
+		r, cpu, alloc, err := connRate(s, o.cpsConns, 64)
+		return map[string]float64{"cps64": r, "cpu_conn64": cpu * 1e6, "alloc_conn64": alloc / 1024}, err
 	}},
 	{"bulk1", true, false, func(s stack, o *options) (map[string]float64, error) {
 		r, cpu, err := bulk(s, o.bulkBytes, 1)
@@ -262,13 +266,27 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "write every figure of every repeat to this file")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of every row (workload × stack, first repeat) to DIR/<workload>-<stack>.prof")
 	flag.StringVar(&o.heapProf, "heapprofile", "", "write a heap profile at the peak of the idle workload to this file (the last run)")
+	flag.StringVar(&o.goroutineProf, "goroutineprofile", "", "write the server end's goroutines (pprof debug=1) at the peak of the idle workload to this file (the last run)")
+	flag.StringVar(&o.allocProf, "allocprofile", "", "write the allocation profile of the whole run to this file at the end (run one row)")
 	flag.IntVar(&o.readBuf, "concord-yamux-readbuf", 0, "analysis only: Concord's yamux ReadBufferSize (0: Concord's default; -1: no read buffer)")
 	flag.UintVar(&o.maxMsg, "concord-yamux-maxmsg", 0, "analysis only: Concord's yamux MaxMessageSize (0: Concord's default)")
 	flag.StringVar(&o.idleDialer, "idle-dialer", "", "internal: run as the idle workload's dialing process for this stack")
 	flag.StringVar(&o.idleAddr, "idle-addr", "", "internal: the idle dialer's server address")
 	flag.StringVar(&o.idlePeer, "idle-peer", "", "internal: the idle dialer's server peer ID, hex")
 	flag.IntVar(&o.idleN, "idle-n", 0, "internal: the idle dialer's connections")
+	var pingAddr string
+	var pingCount int
+	var pingInterval time.Duration
+	flag.StringVar(&pingAddr, "ping", "", "instead of the workloads: a Concord and a go-libp2p host ping the listener at this multiaddr (with /p2p/), alternately (pingcmp.go)")
+	flag.IntVar(&pingCount, "ping-count", 20, "-ping: pings per dialer")
+	flag.DurationVar(&pingInterval, "ping-interval", time.Second, "-ping: time between two pings of one dialer")
 	flag.Parse()
+	if pingAddr != "" {
+		if err := pingCompare(pingAddr, pingCount, pingInterval); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if o.idleDialer != "" {
 		if err := runIdleDialer(&o); err != nil {
 			log.Fatal(err)
@@ -309,6 +327,14 @@ func main() {
 	}
 	if err := run(&o); err != nil {
 		log.Fatal(err)
+	}
+	if o.allocProf != "" {
+		f, err := os.Create(o.allocProf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
 	}
 }
 

@@ -92,13 +92,14 @@ func dialLatency(s stack, n int) (p50, p99 float64, stages []float64, err error)
 
 // connRate (2, 3): total connections made by dialers concurrent dialers,
 // each until a 1-byte echo returns, then closed. It returns connections per
-// second and CPU seconds (user+system, the whole process, so both ends) per
-// connection. The CPU is counted until the server has closed every
+// second, CPU seconds (user+system, the whole process, so both ends) and
+// bytes allocated on the heap per connection. The CPU is counted until the server has closed every
 // connection too.
-func connRate(s stack, total, dialers int) (perSec, cpuPerConn float64, err error) {
+func connRate(s stack, total, dialers int) (perSec, cpuPerConn, allocPerConn float64, err error) {
 	var next atomic.Int64
 	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup
+	alloc0 := totalAlloc()
 	cpu0 := cpuTime()
 	start := time.Now()
 	for range dialers {
@@ -118,13 +119,21 @@ func connRate(s stack, total, dialers int) (perSec, cpuPerConn float64, err erro
 	wg.Wait()
 	elapsed := time.Since(start)
 	if p := firstErr.Load(); p != nil {
-		return 0, 0, *p
+		return 0, 0, 0, *p
 	}
 	if err := waitLive(s, 0, 10*time.Second); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	cpu := cpuTime() - cpu0
-	return float64(total) / elapsed.Seconds(), cpu.Seconds() / float64(total), nil
+	allocPerConn = float64(totalAlloc()-alloc0) / float64(total)
+	return float64(total) / elapsed.Seconds(), cpu.Seconds() / float64(total), allocPerConn, nil
+}
+
+// totalAlloc is the bytes allocated on the heap since the program started.
+func totalAlloc() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.TotalAlloc
 }
 
 // bulk (4): total bytes one way on one connection, split over streams
