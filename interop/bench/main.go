@@ -151,6 +151,8 @@ var metrics = []metric{
 	{"cpu_conn16", "CPU per connection, both ends, 16 dialers", "µs", handshakeGoal("<=", 0.7, 0.5, 1.3)},
 	{"cpu_conn64", "CPU per connection, both ends, 64 dialers", "µs", handshakeGoal("<=", 0.7, 0.5, 1.3)},
 	{"alloc_conn16", "heap allocated per connection, both ends, 16 dialers", "KiB", noGoal},
+	{"reads_conn16", "read system calls per connection, both ends, 16 dialers", "", noGoal},
+	{"writes_conn16", "write system calls per connection, both ends, 16 dialers", "", noGoal},
 	{"alloc_conn64", "heap allocated per connection, both ends, 64 dialers", "KiB", noGoal},
 	{"bulk1_mbps", "bulk one way, 1 stream", "MB/s", fixedGoal(">=", 1.5, implLibp2p)},
 	{"bulk1_cpu", "CPU per GiB, 1 stream", "s/GiB", fixedGoal("<=", 0.7, implLibp2p)},
@@ -206,7 +208,8 @@ var workloads = []workload{
 	}},
 	{"cps16", true, false, func(s stack, o *options) (map[string]float64, error) {
 		r, cpu, alloc, err := connRate(s, o.cpsConns, 16)
-		return map[string]float64{"cps16": r, "cpu_conn16": cpu * 1e6, "alloc_conn16": alloc / 1024}, err
+		return map[string]float64{"cps16": r, "cpu_conn16": cpu * 1e6, "alloc_conn16": alloc / 1024,
+			"reads_conn16": lastSyscalls[0], "writes_conn16": lastSyscalls[1]}, err
 	}},
 	{"cps64", true, false, func(s stack, o *options) (map[string]float64, error) {
 		r, cpu, alloc, err := connRate(s, o.cpsConns, 64)

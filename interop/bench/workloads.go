@@ -100,6 +100,7 @@ func connRate(s stack, total, dialers int) (perSec, cpuPerConn, allocPerConn flo
 	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup
 	alloc0 := totalAlloc()
+	r0, w0 := syscallCounts()
 	cpu0 := cpuTime()
 	start := time.Now()
 	for range dialers {
@@ -126,7 +127,31 @@ func connRate(s stack, total, dialers int) (perSec, cpuPerConn, allocPerConn flo
 	}
 	cpu := cpuTime() - cpu0
 	allocPerConn = float64(totalAlloc()-alloc0) / float64(total)
+	r1, w1 := syscallCounts()
+	lastSyscalls = [2]float64{float64(r1-r0) / float64(total), float64(w1-w0) / float64(total)}
 	return float64(total) / elapsed.Seconds(), cpu.Seconds() / float64(total), allocPerConn, nil
+}
+
+// lastSyscalls holds the read and write system calls per connection of the
+// last connRate (both ends).
+var lastSyscalls [2]float64
+
+// syscallCounts is the process's read and write system calls so far
+// (syscr and syscw of /proc/self/io: read, recvfrom, write, sendto...).
+func syscallCounts() (r, w uint64) {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "syscr: "); ok {
+			r, _ = strconv.ParseUint(v, 10, 64)
+		}
+		if v, ok := strings.CutPrefix(l, "syscw: "); ok {
+			w, _ = strconv.ParseUint(v, 10, 64)
+		}
+	}
+	return r, w
 }
 
 // totalAlloc is the bytes allocated on the heap since the program started.
