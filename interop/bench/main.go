@@ -390,6 +390,12 @@ func run(o *options) error {
 				}
 				figs, err := runRow(o, r, w, im.key, im.new)
 				if err != nil {
+					// One retry on a fresh stack: a shared machine can
+					// stall a dialer past a timeout now and then.
+					fmt.Fprintf(os.Stderr, "repeat %d %s %s failed, retrying once: %v\n", r, w.name, im.key, err)
+					figs, err = runRow(o, r, w, im.key, im.new)
+				}
+				if err != nil {
 					return fmt.Errorf("repeat %d, %s, %s: %w", r, w.name, im.key, err)
 				}
 				for k, v := range figs {

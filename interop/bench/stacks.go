@@ -226,6 +226,10 @@ var benchAdmission = upgrader.Config{
 	MaxInboundProbation:         256,
 	MaxInboundProbationPerIP:    256,
 	AcceptBacklog:               256,
+	// The default first-byte timeout (1 s) is a slow-loris defence; on a
+	// 2-core machine shared with other work a dialer can be descheduled
+	// that long, and the run would end on a refused connection.
+	FirstByteTimeout: 10 * time.Second,
 }
 
 // secProtocol is the protocol ID of -security.
