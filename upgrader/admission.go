@@ -455,6 +455,9 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 	if len(c.ahead) > 0 {
 		n := copy(p, c.ahead)
 		c.ahead = c.ahead[n:]
+		if len(c.ahead) == 0 {
+			c.ahead = nil // an empty slice of it would keep the buffer for the connection's life
+		}
 		return n, nil
 	}
 	if !c.started && len(p) > 0 && len(p) < firstReadSize {
@@ -462,8 +465,8 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 		buf := make([]byte, firstReadSize)
 		n, err := c.read(buf)
 		k := copy(p, buf[:n])
-		c.ahead = buf[k:n]
-		if len(c.ahead) > 0 {
+		if k < n {
+			c.ahead = buf[k:n]
 			return k, nil // err, if any, comes again at the next read
 		}
 		return k, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -16,13 +17,17 @@ import (
 	lpyamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	lpupgrader "github.com/libp2p/go-libp2p/p2p/net/upgrader"
 	lpnoise "github.com/libp2p/go-libp2p/p2p/security/noise"
+	lptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	lptcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
+	concordlibp2p "github.com/concordp2p/concord/libp2p"
 	"github.com/concordp2p/concord/muxer"
 	"github.com/concordp2p/concord/muxer/yamux"
 	"github.com/concordp2p/concord/network"
 	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/security/noise"
+	"github.com/concordp2p/concord/security/tls"
 	"github.com/concordp2p/concord/transport/tcp"
 	"github.com/concordp2p/concord/upgrader"
 )
@@ -57,6 +62,11 @@ type stack interface {
 	// Close closes the server's listener and connections and waits for
 	// its goroutines.
 	Close() error
+	// Target is the server's address and peer ID (raw bytes, as a
+	// string); Retarget makes Dial go to another server of the same kind
+	// (in the idle workload's dialing process).
+	Target() (addr, id string)
+	Retarget(addr, id string) error
 }
 
 var loopback = ma.StringCast("/ip4/127.0.0.1/tcp/0")
@@ -136,7 +146,9 @@ func (s *server) closeAll() {
 // serveStream runs the mode the stream's first byte names.
 func serveStream(st stream) {
 	defer st.Close()
-	buf := make([]byte, 64<<10)
+	// A small buffer first, grown once a read fills it: an echo stream
+	// left open (a floor connection's) should not hold 64 KiB.
+	buf := make([]byte, 512)
 	var mode [1]byte
 	if _, err := io.ReadFull(st, mode[:]); err != nil {
 		return
@@ -157,15 +169,17 @@ func serveStream(st stream) {
 			}
 			return
 		}
+		if n == len(buf) && len(buf) < 64<<10 {
+			buf = make([]byte, 64<<10)
+		}
 	}
 }
 
 // concordStack is Concord's TCP transport and upgrader with its defaults
-// (Noise, yamux inlined) except the listener's admission limits, raised so
-// that 64 concurrent dialers from one address are not refused: the
-// defaults (16 upgrades in flight per source IP) are meant for the
-// Internet, and every dialer here is 127.0.0.1.
+// (yamux inlined in the handshake), offering only the security protocol of
+// -security, except the listener's admission limits (benchAdmission).
 type concordStack struct {
+	o      *options
 	srvID  peer.ID
 	addr   ma.Multiaddr
 	ln     *upgrader.Listener
@@ -201,38 +215,87 @@ func (s *concordStack) Stages() []upgrader.StageDurations {
 	return l
 }
 
-// newConcord starts Concord's stack. Non-zero readBuf and maxMsg replace
-// Concord's yamux defaults for ReadBufferSize and MaxMessageSize (analysis
-// knobs, see -h).
-func newConcord(readBuf int, maxMsg uint32) (stack, error) {
-	var muxers []muxer.Muxer
-	if readBuf != 0 || maxMsg != 0 {
-		m, err := yamux.New(yamux.Config{ReadBufferSize: readBuf, MaxMessageSize: maxMsg})
-		if err != nil {
-			return nil, err
-		}
-		muxers = []muxer.Muxer{m}
+// benchAdmission raises a Concord listener's admission limits so that 64
+// concurrent dialers from 127.0.0.1 are never refused or put on
+// probation: the defaults (16 upgrades in flight per source IP, 32 per
+// /24) are meant for the Internet.
+var benchAdmission = upgrader.Config{
+	MaxInboundUpgrades:          256,
+	MaxInboundUpgradesPerIP:     256,
+	MaxInboundUpgradesPerSubnet: 256,
+	MaxInboundProbation:         256,
+	MaxInboundProbationPerIP:    256,
+	AcceptBacklog:               256,
+	// The default first-byte timeout (1 s) is a slow-loris defence; on a
+	// 2-core machine shared with other work a dialer can be descheduled
+	// that long, and the run would end on a refused connection.
+	FirstByteTimeout: 10 * time.Second,
+}
+
+// secProtocol is the protocol ID of -security.
+func (o *options) secProtocol() string {
+	if o.security == "tls" {
+		return tls.ID
+	}
+	return noise.ID
+}
+
+// concordSecurity offers -security only; in mode first, neither end
+// remembers verified peers (every dial is a first contact for both).
+func concordSecurity(o *options) upgrader.SecurityConfig {
+	sc := upgrader.SecurityConfig{Protocols: []string{o.secProtocol()}}
+	if o.mode == "first" {
+		sc.Noise.VerifiedCacheSize = -1
+		sc.TLS.VerifiedCacheSize = -1
+	}
+	return sc
+}
+
+// concordMuxers is nil (Concord's defaults) unless an analysis flag
+// replaces yamux's ReadBufferSize or MaxMessageSize.
+func concordMuxers(o *options) ([]muxer.Muxer, error) {
+	if o.readBuf == 0 && o.maxMsg == 0 {
+		return nil, nil
+	}
+	m, err := yamux.New(yamux.Config{ReadBufferSize: o.readBuf, MaxMessageSize: uint32(o.maxMsg)})
+	if err != nil {
+		return nil, err
+	}
+	return []muxer.Muxer{m}, nil
+}
+
+// newConcordClient is a dialing upgrader with a new identity.
+func newConcordClient(o *options, st *stageLog) (*upgrader.Upgrader, error) {
+	muxers, err := concordMuxers(o)
+	if err != nil {
+		return nil, err
+	}
+	ck, err := peer.GenerateKey(peer.Ed25519, nil)
+	if err != nil {
+		return nil, err
+	}
+	return upgrader.New(upgrader.Config{Identity: ck, Security: concordSecurity(o),
+		Muxer: upgrader.MuxerConfig{Muxers: muxers}, Observer: st.observe})
+}
+
+// newConcord starts Concord's stack.
+func newConcord(o *options) (stack, error) {
+	muxers, err := concordMuxers(o)
+	if err != nil {
+		return nil, err
 	}
 	sk, err := newKeyPair()
 	if err != nil {
 		return nil, err
 	}
-	ck, err := newKeyPair()
-	if err != nil {
-		return nil, err
-	}
-	su, err := upgrader.New(upgrader.Config{
-		Identity:                sk.ours,
-		Muxer:                   upgrader.MuxerConfig{Muxers: muxers},
-		MaxInboundUpgrades:      256,
-		MaxInboundUpgradesPerIP: 256,
-		AcceptBacklog:           256,
-	})
+	cfg := benchAdmission
+	cfg.Identity, cfg.Security, cfg.Muxer = sk.ours, concordSecurity(o), upgrader.MuxerConfig{Muxers: muxers}
+	su, err := upgrader.New(cfg)
 	if err != nil {
 		return nil, err
 	}
 	st := &stageLog{}
-	cu, err := upgrader.New(upgrader.Config{Identity: ck.ours, Muxer: upgrader.MuxerConfig{Muxers: muxers}, Observer: st.observe})
+	cu, err := newConcordClient(o, st)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +306,7 @@ func newConcord(readBuf int, maxMsg uint32) (stack, error) {
 		return nil, err
 	}
 	ln := su.Listen(tl)
-	s := &concordStack{srvID: sk.id, addr: ln.Multiaddr(), ln: ln, client: cu, tr: tcp.New(tcp.Config{}),
+	s := &concordStack{o: o, srvID: sk.id, addr: ln.Multiaddr(), ln: ln, client: cu, tr: tcp.New(tcp.Config{}),
 		srv: newServer(), stages: st, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
@@ -259,14 +322,28 @@ func newConcord(readBuf int, maxMsg uint32) (stack, error) {
 }
 
 func (s *concordStack) Name() string { return "Concord" }
-func (s *concordStack) Live() int64  { return s.srv.live.Load() }
+
+func (s *concordStack) Target() (string, string) { return s.addr.String(), string(s.srvID) }
+func (s *concordStack) Retarget(addr, id string) error {
+	a, err := ma.NewMultiaddr(addr)
+	s.addr, s.srvID = a, peer.ID(id)
+	return err
+}
+func (s *concordStack) Live() int64 { return s.srv.live.Load() }
 
 func (s *concordStack) Dial(ctx context.Context) (clientConn, error) {
+	cu := s.client
+	if s.o.mode == "newid" {
+		var err error
+		if cu, err = newConcordClient(s.o, s.stages); err != nil {
+			return nil, err
+		}
+	}
 	raw, err := s.tr.Dial(ctx, s.addr)
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.client.Upgrade(ctx, raw, network.DirOutbound, s.srvID)
+	c, err := cu.Upgrade(ctx, raw, network.DirOutbound, s.srvID)
 	if err != nil {
 		return nil, err
 	}
@@ -286,32 +363,69 @@ type concordClient struct{ c *upgrader.Conn }
 func (c concordClient) OpenStream(ctx context.Context) (stream, error) { return c.c.OpenStream(ctx) }
 func (c concordClient) Close() error                                   { return c.c.Close() }
 
-// libp2pStack is go-libp2p v0.52's TCP transport and upgrader as a
-// go-libp2p host configures them with Noise and yamux: yamux offered inside
-// the Noise handshake, go-libp2p's yamux defaults, no resource manager
-// (go-libp2p's NullResourceManager) and no connection gater.
+// libp2pStack is a go-libp2p transport.Transport on both ends, either
+// go-libp2p v0.52's TCP transport and upgrader as a go-libp2p host
+// configures them (-security's protocol with yamux offered inside the
+// handshake, go-libp2p's yamux defaults, no resource manager and no
+// connection gater), or the Concord transport of the libp2p module
+// (golibp2p-on-concord), with the same raised admission limits as
+// concordStack.
 type libp2pStack struct {
-	srvID  lppeer.ID
-	ln     lptransport.Listener
-	client *lptcp.TcpTransport
-	srv    *server
-	done   chan struct{}
+	name      string
+	o         *options
+	srvID     lppeer.ID
+	addr      ma.Multiaddr
+	ln        lptransport.Listener
+	client    lptransport.Transport
+	newClient func(lpcrypto.PrivKey) (lptransport.Transport, error)
+	srv       *server
+	done      chan struct{}
 }
 
-func newLibp2pTransport(k lpcrypto.PrivKey) (*lptcp.TcpTransport, error) {
-	muxers := []lpupgrader.StreamMuxer{{ID: lpyamux.ID, Muxer: lpyamux.DefaultTransport}}
-	n, err := lpnoise.New(lpnoise.ID, k, muxers)
-	if err != nil {
-		return nil, err
+// newLibp2pTransport is go-libp2p's stock TCP transport for key.
+func newLibp2pTransport(o *options) func(lpcrypto.PrivKey) (lptransport.Transport, error) {
+	return func(k lpcrypto.PrivKey) (lptransport.Transport, error) {
+		muxers := []lpupgrader.StreamMuxer{{ID: lpyamux.ID, Muxer: lpyamux.DefaultTransport}}
+		var sec lpsec.SecureTransport
+		var err error
+		if o.security == "tls" {
+			sec, err = lptls.New(lptls.ID, k, muxers)
+		} else {
+			sec, err = lpnoise.New(lpnoise.ID, k, muxers)
+		}
+		if err != nil {
+			return nil, err
+		}
+		u, err := lpupgrader.New([]lpsec.SecureTransport{sec}, muxers, nil, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		return lptcp.NewTCPTransport(u, nil, nil)
 	}
-	u, err := lpupgrader.New([]lpsec.SecureTransport{n}, muxers, nil, nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	return lptcp.NewTCPTransport(u, nil, nil)
 }
 
-func newLibp2p() (stack, error) {
+// newOnConcordTransport is the libp2p module's Concord transport for key.
+func newOnConcordTransport(o *options) func(lpcrypto.PrivKey) (lptransport.Transport, error) {
+	return func(k lpcrypto.PrivKey) (lptransport.Transport, error) {
+		muxers, err := concordMuxers(o)
+		if err != nil {
+			return nil, err
+		}
+		cfg := benchAdmission
+		cfg.Security, cfg.Muxer = concordSecurity(o), upgrader.MuxerConfig{Muxers: muxers}
+		return concordlibp2p.NewTransport(k, nil, nil, concordlibp2p.WithConfig(concordlibp2p.Config{Upgrader: cfg}))
+	}
+}
+
+func newLibp2p(o *options) (stack, error) {
+	return startLibp2pStack("go-libp2p", o, newLibp2pTransport(o))
+}
+
+func newOnConcord(o *options) (stack, error) {
+	return startLibp2pStack("go-libp2p on Concord", o, newOnConcordTransport(o))
+}
+
+func startLibp2pStack(name string, o *options, newTransport func(lpcrypto.PrivKey) (lptransport.Transport, error)) (stack, error) {
 	sk, err := newKeyPair()
 	if err != nil {
 		return nil, err
@@ -320,11 +434,11 @@ func newLibp2p() (stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := newLibp2pTransport(sk.lp)
+	st, err := newTransport(sk.lp)
 	if err != nil {
 		return nil, err
 	}
-	ct, err := newLibp2pTransport(ck.lp)
+	ct, err := newTransport(ck.lp)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +446,8 @@ func newLibp2p() (stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &libp2pStack{srvID: lppeer.ID(sk.id), ln: ln, client: ct, srv: newServer(), done: make(chan struct{})}
+	s := &libp2pStack{name: name, o: o, srvID: lppeer.ID(sk.id), addr: ln.Multiaddr(), ln: ln, client: ct, newClient: newTransport,
+		srv: newServer(), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		for {
@@ -346,11 +461,28 @@ func newLibp2p() (stack, error) {
 	return s, nil
 }
 
-func (s *libp2pStack) Name() string { return "go-libp2p" }
-func (s *libp2pStack) Live() int64  { return s.srv.live.Load() }
+func (s *libp2pStack) Name() string { return s.name }
+
+func (s *libp2pStack) Target() (string, string) { return s.addr.String(), string(s.srvID) }
+func (s *libp2pStack) Retarget(addr, id string) error {
+	a, err := ma.NewMultiaddr(addr)
+	s.addr, s.srvID = a, lppeer.ID(id)
+	return err
+}
+func (s *libp2pStack) Live() int64 { return s.srv.live.Load() }
 
 func (s *libp2pStack) Dial(ctx context.Context) (clientConn, error) {
-	c, err := s.client.Dial(ctx, s.ln.Multiaddr(), s.srvID)
+	ct := s.client
+	if s.o.mode == "newid" {
+		k, _, err := lpcrypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		if ct, err = s.newClient(k); err != nil {
+			return nil, err
+		}
+	}
+	c, err := ct.Dial(ctx, s.addr, s.srvID)
 	if err != nil {
 		return nil, err
 	}

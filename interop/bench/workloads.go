@@ -92,13 +92,15 @@ func dialLatency(s stack, n int) (p50, p99 float64, stages []float64, err error)
 
 // connRate (2, 3): total connections made by dialers concurrent dialers,
 // each until a 1-byte echo returns, then closed. It returns connections per
-// second and CPU seconds (user+system, the whole process, so both ends) per
-// connection. The CPU is counted until the server has closed every
+// second, CPU seconds (user+system, the whole process, so both ends) and
+// bytes allocated on the heap per connection. The CPU is counted until the server has closed every
 // connection too.
-func connRate(s stack, total, dialers int) (perSec, cpuPerConn float64, err error) {
+func connRate(s stack, total, dialers int) (perSec, cpuPerConn, allocPerConn float64, err error) {
 	var next atomic.Int64
 	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup
+	alloc0 := totalAlloc()
+	r0, w0 := syscallCounts()
 	cpu0 := cpuTime()
 	start := time.Now()
 	for range dialers {
@@ -118,13 +120,45 @@ func connRate(s stack, total, dialers int) (perSec, cpuPerConn float64, err erro
 	wg.Wait()
 	elapsed := time.Since(start)
 	if p := firstErr.Load(); p != nil {
-		return 0, 0, *p
+		return 0, 0, 0, *p
 	}
 	if err := waitLive(s, 0, 10*time.Second); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	cpu := cpuTime() - cpu0
-	return float64(total) / elapsed.Seconds(), cpu.Seconds() / float64(total), nil
+	allocPerConn = float64(totalAlloc()-alloc0) / float64(total)
+	r1, w1 := syscallCounts()
+	lastSyscalls = [2]float64{float64(r1-r0) / float64(total), float64(w1-w0) / float64(total)}
+	return float64(total) / elapsed.Seconds(), cpu.Seconds() / float64(total), allocPerConn, nil
+}
+
+// lastSyscalls holds the read and write system calls per connection of the
+// last connRate (both ends).
+var lastSyscalls [2]float64
+
+// syscallCounts is the process's read and write system calls so far
+// (syscr and syscw of /proc/self/io: read, recvfrom, write, sendto...).
+func syscallCounts() (r, w uint64) {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "syscr: "); ok {
+			r, _ = strconv.ParseUint(v, 10, 64)
+		}
+		if v, ok := strings.CutPrefix(l, "syscw: "); ok {
+			w, _ = strconv.ParseUint(v, 10, 64)
+		}
+	}
+	return r, w
+}
+
+// totalAlloc is the bytes allocated on the heap since the program started.
+func totalAlloc() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.TotalAlloc
 }
 
 // bulk (4): total bytes one way on one connection, split over streams
@@ -224,8 +258,8 @@ func echoRTT(s stack, iters int) (p50 float64, err error) {
 
 // memSample is the process's memory after forced GCs and a scavenge.
 type memSample struct {
-	rss, heap, stack uint64
-	goroutines       int
+	RSS, Heap, Stack uint64
+	Goroutines       int
 }
 
 func sampleMem() memSample {
@@ -237,63 +271,14 @@ func sampleMem() memSample {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memSample{rss: rss(), heap: ms.HeapAlloc, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+	return memSample{RSS: rss(), Heap: ms.HeapAlloc, Stack: ms.StackInuse, Goroutines: runtime.NumGoroutine()}
 }
 
-// idleMemory (6): n idle connections (no stream open; each was checked with
-// one echo, whose stream is closed), dialed by 8 dialers at once. It
-// returns the growth of RSS, live heap and goroutine stacks per connection,
-// in bytes, for both ends together, and goroutines per connection.
-// With heapProf set, it writes a heap profile there at the peak.
-func idleMemory(s stack, n int, heapProf string) (rssPer, heapPer, stackPer, gorPer float64, err error) {
-	settle()
-	before := sampleMem()
-	conns := make([]clientConn, n)
-	var next atomic.Int64
-	var firstErr atomic.Pointer[error]
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(n) && firstErr.Load() == nil; i = next.Add(1) - 1 {
-				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-				c, err := dialEcho(ctx, s)
-				cancel()
-				if err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-					return
-				}
-				conns[i] = c
-			}
-		})
+func writeHeapProfile(path string) {
+	if f, err := os.Create(path); err == nil {
+		pprof.WriteHeapProfile(f)
+		f.Close()
 	}
-	wg.Wait()
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-		waitLive(s, 0, 20*time.Second)
-	}()
-	if p := firstErr.Load(); p != nil {
-		return 0, 0, 0, 0, *p
-	}
-	if err := waitLive(s, int64(n), 10*time.Second); err != nil {
-		return 0, 0, 0, 0, err
-	}
-	settle() // let the echo streams' goroutines end
-	after := sampleMem()
-	if heapProf != "" {
-		if f, err := os.Create(heapProf); err == nil {
-			pprof.WriteHeapProfile(f)
-			f.Close()
-		}
-	}
-	f := float64(n)
-	return (float64(after.rss) - float64(before.rss)) / f,
-		(float64(after.heap) - float64(before.heap)) / f,
-		(float64(after.stack) - float64(before.stack)) / f,
-		float64(after.goroutines-before.goroutines) / f, nil
 }
 
 // settle waits until the number of goroutines has not changed for three

@@ -83,9 +83,28 @@ func testHandshakeUsesEphemeralPool(t *testing.T) {
 		if string(kp2.Public) == string(kp.Public) {
 			t.Fatal("the same ephemeral key was handed out twice")
 		}
+		// Two keys taken: the pool keeps one ready.
 		synctest.Wait()
-		if n := len(d.ephemerals.keys); n != ephemeralPoolSize {
-			t.Fatalf("pool refilled to %d keys, want %d", n, ephemeralPoolSize)
+		if n := len(d.ephemerals.keys); n != 1 {
+			t.Fatalf("pool refilled to %d keys after two takes, want 1", n)
 		}
 	}
+}
+
+// TestEphemeralPoolGrowsWithUse: a pool taken from once generates nothing
+// ahead (a one-handshake Transport wastes no key); its target grows by one
+// per take up to ephemeralPoolSize.
+func TestEphemeralPoolGrowsWithUse(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newEphemeralPool()
+		for i := 1; i <= ephemeralPoolSize+3; i++ {
+			if _, err := p.take(); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			if n, want := len(p.keys), min(i-1, ephemeralPoolSize); n != want {
+				t.Fatalf("after %d takes the pool holds %d keys, want %d", i, n, want)
+			}
+		}
+	})
 }
