@@ -87,21 +87,28 @@ func TestGoLibp2pConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkResults(t, results, "Conformance of go-libp2p v0.52.0", intro, res)
+}
+
+// checkResults logs the table of res and compares its outcomes with the
+// committed page at path, or, with -update, rewrites the page.
+func checkResults(t *testing.T, path, title, intro string, res []conformance.Result) {
+	t.Helper()
 	var table strings.Builder
 	_ = conformance.WriteTable(&table, res)
 	t.Logf("\n%s", table.String())
 
 	var page bytes.Buffer
-	if err := conformance.WriteMarkdown(&page, "Conformance of go-libp2p v0.52.0", intro, res); err != nil {
+	if err := conformance.WriteMarkdown(&page, title, intro, res); err != nil {
 		t.Fatal(err)
 	}
 	if *update {
-		if err := os.WriteFile(results, page.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(path, page.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	b, err := os.ReadFile(results)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("%v (run with -update)", err)
 	}

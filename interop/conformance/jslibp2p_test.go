@@ -1,11 +1,8 @@
 package conformance
 
 import (
-	"bytes"
 	"context"
 	"net"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -74,31 +71,7 @@ func TestJSLibp2pConformance(t *testing.T) {
 			res[i] = listenRes[i]
 		}
 	}
-	var table strings.Builder
-	_ = conformance.WriteTable(&table, res)
-	t.Logf("\n%s", table.String())
-
-	var page bytes.Buffer
-	if err := conformance.WriteMarkdown(&page, "Conformance of js-libp2p 3.3.11", jsIntro, res); err != nil {
-		t.Fatal(err)
-	}
-	if *update {
-		if err := os.WriteFile(jsResults, page.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	b, err := os.ReadFile(jsResults)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	want, err := conformance.ReadOutcomes(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range conformance.CompareOutcomes(want, res) {
-		t.Errorf("%s (run with -update and explain the change in the page)", d)
-	}
+	checkResults(t, jsResults, "Conformance of js-libp2p 3.3.11", jsIntro, res)
 }
 
 const jsIntro = `
