@@ -241,12 +241,14 @@ func (o *options) secProtocol() string {
 }
 
 // concordSecurity offers -security only; in mode first, neither end
-// remembers verified peers (every dial is a first contact for both).
+// remembers verified peers or resumes a TLS session (every dial is a
+// first contact for both).
 func concordSecurity(o *options) upgrader.SecurityConfig {
 	sc := upgrader.SecurityConfig{Protocols: []string{o.secProtocol()}}
 	if o.mode == "first" {
 		sc.Noise.VerifiedCacheSize = -1
 		sc.TLS.VerifiedCacheSize = -1
+		sc.TLS.SessionCacheSize = -1
 	}
 	return sc
 }

@@ -86,27 +86,6 @@ func verifyChain(rawCerts [][]byte, now time.Time) (peer.PubKey, error) {
 	return verifyCertificate(cert, now)
 }
 
-// verifyParsed is verifyChain that also returns the parsed certificate and
-// the peer ID its identity key yields.
-func verifyParsed(rawCerts [][]byte, now time.Time) (*x509.Certificate, peer.PubKey, peer.ID, error) {
-	if len(rawCerts) != 1 {
-		return nil, nil, "", fmt.Errorf("%w: %d certificates, want exactly 1", ErrBadCertificate, len(rawCerts))
-	}
-	cert, err := x509.ParseCertificate(rawCerts[0])
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("%w: %w", ErrBadCertificate, err)
-	}
-	key, err := verifyCertificate(cert, now)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	id, err := peer.IDFromPublicKey(key)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("%w: %w", security.ErrIdentityKey, err)
-	}
-	return cert, key, id, nil
-}
-
 func verifyCertificate(cert *x509.Certificate, now time.Time) (peer.PubKey, error) {
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return nil, fmt.Errorf("%w: valid from %v to %v, not at %v", ErrBadCertificate, cert.NotBefore, cert.NotAfter, now)

@@ -107,12 +107,21 @@ func (c *Conn) Muxer() string { return c.muxer }
 // handshake it passes writes through. Afterwards, a write that times out
 // keeps the unsent rest of the record and reports success to crypto/tls, so
 // that the TLS stream stays intact; Conn.Write turns that into a timeout.
+//
+// A server issuing a session ticket holds it back (holdNext): crypto/tls
+// writes the ticket inside Handshake, as the last record of a write (after
+// the client's Finished in a full handshake; at the end of the server's
+// flight when resuming), and a client that reads only what its handshake
+// needs (over a synchronous pipe) would block the server's Handshake on
+// it. The ticket goes out ahead of the server's first write.
 type recordWriter struct {
 	net.Conn
 
 	mu      sync.Mutex // held across raw writes
-	absorb  bool
-	pending []byte
+	absorb   bool
+	holdNext bool // hold the last record of the next write
+	hold     bool // writes wait in pending until handshakeDone
+	pending  []byte
 
 	// dmu is apart from mu: setting a deadline must not wait for a
 	// blocked write, it is what unblocks it.
@@ -169,6 +178,22 @@ func (r *recordWriter) closeResult() error {
 func (r *recordWriter) Write(b []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.holdNext {
+		r.holdNext = false
+		if i := lastRecord(b); i >= 0 {
+			if i > 0 { // a pipe's empty write would wait for a read
+				if _, err := r.Conn.Write(b[:i]); err != nil {
+					return 0, err
+				}
+			}
+			r.pending, r.hold = append(r.pending, b[i:]...), true
+			return len(b), nil
+		}
+	}
+	if r.hold {
+		r.pending = append(r.pending, b...)
+		return len(b), nil
+	}
 	if !r.absorb {
 		return r.Conn.Write(b)
 	}
@@ -215,8 +240,34 @@ func (r *recordWriter) hasPending() bool {
 
 func (r *recordWriter) handshakeDone() {
 	r.mu.Lock()
-	r.absorb = true
+	r.absorb, r.hold = true, false
 	r.mu.Unlock()
+}
+
+// holdTicket makes the last record of the next write, and the writes
+// after it until handshakeDone, wait in pending.
+func (r *recordWriter) holdTicket() {
+	r.mu.Lock()
+	r.holdNext = true
+	r.mu.Unlock()
+}
+
+// lastRecord is the offset of the last TLS record in b, a whole number of
+// records as crypto/tls writes them, or -1 if b is not.
+func lastRecord(b []byte) int {
+	const header = 5
+	last := -1
+	for i := 0; i < len(b); {
+		if len(b)-i < header {
+			return -1
+		}
+		n := header + (int(b[i+3])<<8 | int(b[i+4]))
+		if len(b)-i < n {
+			return -1
+		}
+		last, i = i, i+n
+	}
+	return last
 }
 
 func (r *recordWriter) setWriteDeadline(t time.Time) {

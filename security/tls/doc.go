@@ -29,7 +29,9 @@
 // signature valid; the peer ID equal to Params.ExpectedPeer when given
 // (either role may give it). crypto/tls checks that the peer holds the
 // certificate key, and x509 parsing refuses elliptic curves not given by
-// name. Session resumption is disabled: it would skip these checks.
+// name. These checks run in crypto/tls's VerifyConnection, so they also
+// run on a resumed handshake, against the certificate the session was
+// made with.
 //
 // With TLS 1.3 the client finishes its handshake before the server has
 // checked the client's certificate: a client the server refuses sees its
@@ -71,6 +73,36 @@
 // are checked on every handshake, and crypto/tls checks CertificateVerify,
 // which proves the peer holds the certificate's key. A refused certificate
 // is never stored. Config.VerifiedCacheSize < 0 turns the cache off.
+//
+// # Resumption
+//
+// Between Concord peers a reconnection resumes the TLS 1.3 session
+// (RFC 8446 section 2.2, psk_dhe_ke: a fresh key exchange, so forward
+// secrecy is kept), which skips both certificates and both
+// CertificateVerify signatures: about a fifth of the handshake's CPU
+// (BenchmarkHandshake). The libp2p TLS spec neither requires nor forbids
+// resumption; go-libp2p disables it. The rules:
+//
+//   - A server issues one ticket per full handshake, encrypted with
+//     ticket keys of its own Transport (a new key every 24 hours, the one
+//     before still accepted; a restarted process has new keys, so old
+//     tickets give a full handshake). Every ticket starts with a Concord
+//     marker, and records when the client's certificate expires; an
+//     expired one is not resumed.
+//   - A client keeps only tickets that carry the marker (so it never
+//     offers one to go-libp2p or js-libp2p), one per peer ID, up to
+//     Config.SessionCacheSize (least recently used out first), and offers
+//     a ticket only when it dials the peer ID that issued it
+//     (Params.ExpectedPeer). Dialing without an expected peer never
+//     resumes.
+//   - On a resumed handshake both sides still check the peer's
+//     certificate (from the session) as above: validity, the expected
+//     peer ID.
+//   - A client that offers resumption makes servers that are not
+//     Concord's send their own tickets too (Node's does); they are
+//     dropped.
+//
+// Config.SessionCacheSize < 0 turns resumption off in both roles.
 //
 // # Connections
 //

@@ -155,6 +155,9 @@ func (e *tlsConfigForEvil) serve(c net.Conn) error {
 		Certificates: []tls.Certificate{e.cert},
 		ClientAuth:   tls.RequireAnyClientCert,
 		NextProtos:   []string{alpnLibp2p},
+		// As go-libp2p: a ticket written at the end of Handshake would
+		// wait for a client that is not reading (over a pipe).
+		SessionTicketsDisabled: true,
 		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
 			sni = h.ServerName
 			return nil, nil

@@ -42,6 +42,12 @@ type Config struct {
 	// DefaultVerifiedCacheSize; a negative value turns the cache off.
 	VerifiedCacheSize int
 
+	// SessionCacheSize bounds the session tickets a client keeps, one per
+	// peer ID (Resumption in the package doc). Zero means
+	// DefaultSessionCacheSize; a negative value turns resumption off in
+	// both roles: no tickets issued, none offered.
+	SessionCacheSize int
+
 	// Now returns the current time, for certificate validity. Nil means
 	// time.Now.
 	Now func() time.Time
@@ -60,6 +66,9 @@ const (
 	// remembered, so that a peer reconnecting with the certificate it
 	// reuses is not verified again.
 	DefaultVerifiedCacheSize = 1024
+	// DefaultSessionCacheSize peers' session tickets are kept, so that
+	// reconnecting to one of them resumes.
+	DefaultSessionCacheSize = 1024
 )
 
 // Transport runs libp2p TLS handshakes for one local identity. It is safe
@@ -67,7 +76,9 @@ const (
 type Transport struct {
 	local    peer.ID
 	certs    *certSource
-	verified *verifiedCache // nil when off
+	verified *verifiedCache              // nil when off
+	sessions *lru[peer.ID, sessionEntry] // nil when resumption is off
+	tickets  *ticketKeys
 	now      func() time.Time
 }
 
@@ -105,6 +116,15 @@ func New(identity peer.PrivKey, cfg Config) (*Transport, error) {
 	case n > 0:
 		t.verified = newVerifiedCache(n)
 	}
+	switch n := cfg.SessionCacheSize; {
+	case n == 0:
+		t.sessions = newLRU[peer.ID, sessionEntry](DefaultSessionCacheSize)
+	case n > 0:
+		t.sessions = newLRU[peer.ID, sessionEntry](n)
+	}
+	if t.sessions != nil {
+		t.tickets = &ticketKeys{now: now}
+	}
 	return t, nil
 }
 
@@ -140,19 +160,28 @@ func (t *Transport) Handshake(ctx context.Context, raw net.Conn, p security.Para
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		// No CA: verifier checks the chain per the libp2p spec.
-		InsecureSkipVerify:    true,
-		ClientAuth:            tls.RequireAnyClientCert,
-		VerifyPeerCertificate: v.verify,
-		// Resumption would skip the certificate check.
-		SessionTicketsDisabled: true,
+		InsecureSkipVerify: true,
+		ClientAuth:         tls.RequireAnyClientCert,
+		// Called on every handshake, resumed ones too, with the peer's
+		// certificate (from the ticket when resumed).
+		VerifyConnection:       v.verifyConn,
+		SessionTicketsDisabled: t.sessions == nil,
 		NextProtos:             append(slices.Clone(p.Muxers), alpnLibp2p),
 		Time:                   t.now,
 	}
 	var conn *tls.Conn
 	if p.Role == network.RoleInitiator {
 		// ServerName stays empty: the spec forbids SNI.
+		if t.sessions != nil && p.ExpectedPeer != "" {
+			cfg.ClientSessionCache = &peerSessions{cache: t.sessions, peer: p.ExpectedPeer, v: v, now: t.now}
+		}
 		conn = tls.Client(rw, cfg)
 	} else {
+		if t.sessions != nil {
+			if err := t.serveTickets(cfg, rw); err != nil {
+				return nil, fail(stepStart, err)
+			}
+		}
 		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			c := cfg.Clone()
 			c.NextProtos = selectALPN(hello.SupportedProtos, p.Muxers)
@@ -211,27 +240,30 @@ type verifier struct {
 	// sends its alert.
 	refused func()
 
-	key peer.PubKey
-	id  peer.ID
-	err error
+	key      peer.PubKey
+	id       peer.ID
+	notAfter time.Time
+	resumed  bool
+	err      error
 }
 
-func (v *verifier) verify(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-	v.err = v.check(rawCerts)
+func (v *verifier) verifyConn(cs tls.ConnectionState) error {
+	v.err = v.check(cs.PeerCertificates)
 	if v.err != nil {
 		v.refused()
 	}
+	v.resumed = cs.DidResume
 	return v.err
 }
 
-func (v *verifier) check(rawCerts [][]byte) error {
-	key, id, err := v.cache.verify(rawCerts, v.now())
+func (v *verifier) check(certs []*x509.Certificate) error {
+	got, err := v.cache.verifyCerts(certs, v.now())
 	if err != nil {
 		return err
 	}
-	if v.expected != "" && id != v.expected {
-		return &security.PeerIDMismatchError{Expected: v.expected, Got: id}
+	if v.expected != "" && got.id != v.expected {
+		return &security.PeerIDMismatchError{Expected: v.expected, Got: got.id}
 	}
-	v.key, v.id = key, id
+	v.key, v.id, v.notAfter = got.key, got.id, got.notAfter
 	return nil
 }

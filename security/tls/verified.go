@@ -2,103 +2,89 @@ package tls
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/concordp2p/concord/peer"
+	"github.com/concordp2p/concord/security"
 )
 
-// verifiedCache remembers certificates that passed verifyChain, by the
-// SHA-256 of their DER bytes, with the identity they authenticate and
+// verifiedCache remembers certificates that passed verifyCertificate, by
+// the SHA-256 of their DER bytes, with the identity they authenticate and
 // their validity window. Identical bytes verify identically, except for
 // the time, which a hit checks again; the handshake's CertificateVerify,
 // which crypto/tls checks on every connection, still proves that the peer
 // holds the certificate's key. So a hit skips only what cannot change: the
-// parse, the self-signature and the identity key's signature over the
-// certificate key. A peer that reuses its certificate (go-libp2p does for
-// the life of its transport, Concord for DefaultReuseCertificateFor) pays
-// for those once.
+// self-signature and the identity key's signature over the certificate
+// key. A peer that reuses its certificate (go-libp2p does for the life of
+// its transport, Concord for DefaultReuseCertificateFor) pays for those
+// once.
 //
 // It is bounded: when full, the entry used least recently goes. A
 // certificate that fails verification is never stored, so a peer cannot
 // fill the cache without signing certificates with identity keys, and
 // each entry costs it a full verification on this side first.
 type verifiedCache struct {
-	mu      sync.Mutex
-	max     int
-	entries map[[sha256.Size]byte]*verifiedEntry
-	tick    uint64 // advances on every use; entries keep the last
+	c *lru[[sha256.Size]byte, verified]
 }
 
-type verifiedEntry struct {
+// verified is what a certificate that passed authenticates.
+type verified struct {
 	key                 peer.PubKey
 	id                  peer.ID
 	notBefore, notAfter time.Time
-	used                uint64
 }
 
 func newVerifiedCache(max int) *verifiedCache {
-	return &verifiedCache{max: max, entries: make(map[[sha256.Size]byte]*verifiedEntry)}
+	return &verifiedCache{c: newLRU[[sha256.Size]byte, verified](max)}
 }
 
 // verify is verifyChain followed by the peer ID derivation, answered from
 // the cache when the certificate passed before and is valid at now. A nil
 // cache verifies every time.
 func (c *verifiedCache) verify(rawCerts [][]byte, now time.Time) (peer.PubKey, peer.ID, error) {
-	if c == nil || len(rawCerts) != 1 {
-		return verifyFully(rawCerts, now)
+	if len(rawCerts) != 1 {
+		return nil, "", fmt.Errorf("%w: %d certificates, want exactly 1", ErrBadCertificate, len(rawCerts))
 	}
-	sum := sha256.Sum256(rawCerts[0])
-	c.mu.Lock()
-	if e, ok := c.entries[sum]; ok {
-		c.tick++
-		e.used = c.tick
-		key, id, nb, na := e.key, e.id, e.notBefore, e.notAfter
-		c.mu.Unlock()
-		if now.Before(nb) || now.After(na) {
-			return nil, "", fmt.Errorf("%w: valid from %v to %v, not at %v", ErrBadCertificate, nb, na, now)
-		}
-		return key, id, nil
-	}
-	c.mu.Unlock()
-	cert, key, id, err := verifyParsed(rawCerts, now)
+	cert, err := x509.ParseCertificate(rawCerts[0])
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("%w: %w", ErrBadCertificate, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		c.evictLocked()
-	}
-	c.tick++
-	c.entries[sum] = &verifiedEntry{key: key, id: id, notBefore: cert.NotBefore, notAfter: cert.NotAfter, used: c.tick}
-	return key, id, nil
+	v, err := c.verifyCerts([]*x509.Certificate{cert}, now)
+	return v.key, v.id, err
 }
 
-// evictLocked drops the entry used least recently. A scan is fine: it
-// runs only when a new certificate arrives at a full cache, next to a
-// full verification that costs far more.
-func (c *verifiedCache) evictLocked() {
-	var oldest [sha256.Size]byte
-	first := true
-	var least uint64
-	for k, e := range c.entries {
-		if first || e.used < least {
-			oldest, least, first = k, e.used, false
+// verifyCerts is verify on the chain crypto/tls has already parsed.
+func (c *verifiedCache) verifyCerts(certs []*x509.Certificate, now time.Time) (verified, error) {
+	if len(certs) != 1 {
+		return verified{}, fmt.Errorf("%w: %d certificates, want exactly 1", ErrBadCertificate, len(certs))
+	}
+	cert := certs[0]
+	var sum [sha256.Size]byte
+	if c != nil {
+		sum = sha256.Sum256(cert.Raw)
+		if v, ok := c.c.get(sum); ok {
+			if now.Before(v.notBefore) || now.After(v.notAfter) {
+				return verified{}, fmt.Errorf("%w: valid from %v to %v, not at %v", ErrBadCertificate, v.notBefore, v.notAfter, now)
+			}
+			return v, nil
 		}
 	}
-	delete(c.entries, oldest)
+	key, err := verifyCertificate(cert, now)
+	if err != nil {
+		return verified{}, err
+	}
+	id, err := peer.IDFromPublicKey(key)
+	if err != nil {
+		return verified{}, fmt.Errorf("%w: %w", security.ErrIdentityKey, err)
+	}
+	v := verified{key: key, id: id, notBefore: cert.NotBefore, notAfter: cert.NotAfter}
+	if c != nil {
+		c.c.put(sum, v)
+	}
+	return v, nil
 }
 
 // len is the number of certificates remembered.
-func (c *verifiedCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
-}
-
-func verifyFully(rawCerts [][]byte, now time.Time) (peer.PubKey, peer.ID, error) {
-	_, key, id, err := verifyParsed(rawCerts, now)
-	return key, id, err
-}
+func (c *verifiedCache) len() int { return c.c.len() }

@@ -75,10 +75,8 @@ func TestVerifiedCache(t *testing.T) {
 	if c.len() != 2 {
 		t.Fatalf("cache holds %d, want its bound 2", c.len())
 	}
-	c.mu.Lock()
-	_, hasB := c.entries[sumOf(b)]
-	_, hasA := c.entries[sumOf(a)]
-	c.mu.Unlock()
+	_, hasB := c.c.get(sumOf(b))
+	_, hasA := c.c.get(sumOf(a))
 	if hasB || !hasA {
 		t.Errorf("after b, a, d into a cache of 2: has a %v, has b %v; want a kept, b evicted", hasA, hasB)
 	}
