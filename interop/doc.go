@@ -16,5 +16,6 @@
 // redis-server those tests skip, and fail under CI=true. Package cluster
 // runs issue 17's cluster scenarios (cold start, restart of every host at
 // once) with go-libp2p hosts (cluster/lppeer, a go-libp2p peer program for
-// Concord's namespace harness) beside Concord's on one netlab cluster.
+// Concord's namespace harness), on go-libp2p's TCP and on the Concord
+// transport, beside Concord's on one netlab cluster.
 package interop

@@ -45,6 +45,10 @@ type Options struct {
 	PerIP       int           // MaxInboundUpgradesPerIP
 	NoReuse     bool          // tcp.Config.DisableReuse: dial from ephemeral ports
 	BackoffBase time.Duration // host.Config.BackoffBase
+	// Args are further flags, passed after the others as they are: for a
+	// program with flags of its own (the interop module's go-libp2p peer
+	// takes -transport).
+	Args []string
 }
 
 func (o Options) args() []string {
@@ -75,7 +79,7 @@ func (o Options) args() []string {
 	if o.BackoffBase != 0 {
 		a = append(a, fmt.Sprintf("-backoff=%v", o.BackoffBase))
 	}
-	return a
+	return append(a, o.Args...)
 }
 
 // Proc is one running peer process. Its methods may be called from any

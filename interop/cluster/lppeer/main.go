@@ -11,6 +11,16 @@
 // pair makes (it resolves no duplicates), so table may list several per
 // peer; there is no hello, so table reports no remote sequence numbers.
 //
+// -transport picks the host's one transport: tcp (go-libp2p's own, with
+// Noise and yamux) or concord (Concord's, from the libp2p module:
+// concordlibp2p.NewTransport, which brings its own security and muxer,
+// Noise first, and dials from the listen port). Everything else — the
+// identity, the listen port, the swarm, the keep loop — is the same. With
+// the Concord transport, counters also reports elections (connections on
+// which both ends dialed: a TCP simultaneous open, resolved by the simopen
+// election), tieBreaks, and fallbacks (dials the kernel refused from the
+// listen port, made from an ephemeral port instead).
+//
 // It is test infrastructure, built by the interop cluster test with `go
 // build`; it has no stable interface.
 package main
@@ -44,6 +54,10 @@ import (
 	lpnoise "github.com/libp2p/go-libp2p/p2p/security/noise"
 	lptcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+
+	concordlibp2p "github.com/concordp2p/concord/libp2p"
+	"github.com/concordp2p/concord/simopen"
+	"github.com/concordp2p/concord/transport/tcp"
 )
 
 func main() {
@@ -51,8 +65,9 @@ func main() {
 	keyFile := flag.String("key", "", "key file (libp2p protobuf private key), required")
 	port := flag.Int("listen", -1, "TCP port to listen on at 0.0.0.0")
 	stderr := flag.String("stderr", "", "file to redirect stderr to")
+	tpt := flag.String("transport", "tcp", "the host's transport: tcp (go-libp2p's) or concord (concordlibp2p.NewTransport)")
 	flag.Parse()
-	if err := run(*ctl, *keyFile, *port, *stderr); err != nil {
+	if err := run(*ctl, *keyFile, *port, *stderr, *tpt); err != nil {
 		fmt.Fprintln(os.Stderr, "lppeer:", err)
 		os.Exit(1)
 	}
@@ -77,7 +92,16 @@ type proc struct {
 	wg      sync.WaitGroup
 }
 
-func run(ctlPath, keyFile string, port int, stderr string) error {
+func run(ctlPath, keyFile string, port int, stderr, tpt string) error {
+	var transport libp2p.Option
+	switch tpt {
+	case "tcp":
+		transport = libp2p.Transport(lptcp.NewTCPTransport)
+	case "concord":
+		transport = libp2p.Transport(concordlibp2p.NewTransport)
+	default:
+		return fmt.Errorf("-transport %q: want tcp or concord", tpt)
+	}
 	if stderr != "" {
 		f, err := os.OpenFile(stderr, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
@@ -104,7 +128,8 @@ func run(ctlPath, keyFile string, port int, stderr string) error {
 	p := &proc{ctx: ctx, out: ctl, seqs: map[lpnet.Conn]uint64{}, keeping: map[lppeer.ID]chan struct{}{}, counts: map[string]int{}}
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
-		libp2p.Transport(lptcp.NewTCPTransport),
+		transport,
+		// Used by the stock transport; Concord's brings its own.
 		libp2p.Security(lpnoise.ID, lpnoise.New),
 		libp2p.Muxer(lpyamux.ID, lpyamux.DefaultTransport),
 		libp2p.DisableRelay(),
@@ -214,6 +239,16 @@ func (p *proc) connected(_ lpnet.Network, c lpnet.Conn) {
 		p.counts["upgradesOut"]++
 	} else {
 		p.counts["upgradesIn"]++
+	}
+	if e, ok := c.Stat().Extra[concordlibp2p.StatElection].(simopen.Election); ok {
+		p.counts["elections"]++
+		if e.TieBreak {
+			p.counts["tieBreaks"]++
+		}
+	}
+	var tc *tcp.Conn
+	if c.As(&tc) && tc.Info().Fallback {
+		p.counts["fallbacks"]++
 	}
 	p.mu.Unlock()
 	p.event(reply{"event": "opened", "peer": c.RemotePeer().String(), "seq": s,
