@@ -73,20 +73,63 @@ type clusterResult struct {
 	plotDir               string
 }
 
-type usageFig struct{ GoMed, GoMax, FDMed, FDMax int }
+type usageFig struct {
+	GoMed, GoMax, FDMed, FDMax int
+	RSSMed, HeapMed            int64 // bytes
+}
 
 func usageOf(us []nspeer.UsageReply) usageFig {
 	var gs, fs []int
+	var rs, hs []int64
 	for _, u := range us {
 		gs, fs = append(gs, u.Goroutines), append(fs, u.Fds)
+		rs, hs = append(rs, u.RSS), append(hs, u.Heap)
 	}
-	slices.Sort(gs)
-	slices.Sort(fs)
-	return usageFig{gs[len(gs)/2], gs[len(gs)-1], fs[len(fs)/2], fs[len(fs)-1]}
+	return usageFig{medianOf(gs), slices.Max(gs), medianOf(fs), slices.Max(fs), medianOf(rs), medianOf(hs)}
+}
+
+func medianOf[T int | int64](v []T) T {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 func (u usageFig) String() string {
-	return fmt.Sprintf("%d/%d goroutines, %d/%d fds", u.GoMed, u.GoMax, u.FDMed, u.FDMax)
+	return fmt.Sprintf("%d/%d goroutines, %d/%d fds, RSS %.1f MiB, heap %.1f MiB", u.GoMed, u.GoMax, u.FDMed, u.FDMax,
+		float64(u.RSSMed)/(1<<20), float64(u.HeapMed)/(1<<20))
+}
+
+// usageSample is every host's usage at one moment, with the process each
+// figure came from (a restarted host's counters start again).
+type usageSample struct {
+	procs []*nspeer.Proc
+	us    []nspeer.UsageReply
+}
+
+// soakNote compares three samples (before the rounds, after the first
+// half of them, after the second). For each half, over the hosts that
+// kept one process through it, it gives the medians of RSS and heap at
+// its start and end, and of the CPU each host spent per round. Flat means
+// no host grows with the rounds.
+func soakNote(a, m, b usageSample, firstHalf, secondHalf int) string {
+	half := func(x, y usageSample, rounds int, from int) string {
+		var rx, ry, hx, hy, cpu []int64
+		for i := range x.us {
+			if x.procs[i] != y.procs[i] {
+				continue
+			}
+			rx, ry = append(rx, x.us[i].RSS), append(ry, y.us[i].RSS)
+			hx, hy = append(hx, x.us[i].Heap), append(hy, y.us[i].Heap)
+			cpu = append(cpu, (y.us[i].CPU-x.us[i].CPU)/int64(rounds))
+		}
+		if len(cpu) == 0 {
+			return fmt.Sprintf("rounds %d–%d: no host kept one process", from, from+rounds-1)
+		}
+		mib := func(v []int64) float64 { return float64(medianOf(v)) / (1 << 20) }
+		return fmt.Sprintf("rounds %d–%d, %d hosts: RSS %.1f → %.1f MiB, heap %.1f → %.1f MiB, CPU %.1f ms per round",
+			from, from+rounds-1, len(cpu), mib(rx), mib(ry), mib(hx), mib(hy), float64(medianOf(cpu))/1e6)
+	}
+	return "soak (medians per host): " + half(a, m, firstHalf, 1) + "; " + half(m, b, secondHalf, firstHalf+1)
 }
 
 // round is one measured round, for the plot.
@@ -194,9 +237,46 @@ func (s snapshot) since(c *nspeer.Cluster) nspeer.Counters {
 
 // quietUsage reads every host's usage once the table has been quiet for a
 // moment (drains and dials of the round ended).
-func quietUsage(c *nspeer.Cluster) usageFig {
+func quietUsage(c *nspeer.Cluster) usageFig { return usageOf(quietSample(c).us) }
+
+// quietSample is quietUsage's reading, kept per host.
+func quietSample(c *nspeer.Cluster) usageSample {
 	time.Sleep(500 * time.Millisecond)
-	return usageOf(c.Usage())
+	s := usageSample{us: c.Usage()}
+	for i := range s.us {
+		s.procs = append(s.procs, c.Proc(i))
+	}
+	return s
+}
+
+// soak tracks the samples of a scenario whose hosts persist across rounds:
+// before the first round, after half of them, after the last.
+type soak struct {
+	first, mid usageSample
+	half       int
+}
+
+func startSoak(c *nspeer.Cluster, r *clusterResult) *soak {
+	s := &soak{first: quietSample(c), half: *clusterRounds / 2}
+	r.UsageFirst = usageOf(s.first.us)
+	return s
+}
+
+// after is called after round k (from 0).
+func (s *soak) after(c *nspeer.Cluster, k int) {
+	if k+1 == s.half {
+		s.mid = quietSample(c)
+	}
+}
+
+// finish takes the last sample and adds the soak note when there were
+// enough rounds to halve.
+func (s *soak) finish(c *nspeer.Cluster, r *clusterResult) {
+	last := quietSample(c)
+	r.UsageLast = usageOf(last.us)
+	if s.half >= 2 && r.Rounds-s.half >= 2 {
+		r.Notes = append(r.Notes, soakNote(s.first, s.mid, last, s.half, r.Rounds-s.half))
+	}
 }
 
 // checkGrowth fails the test if the hosts' goroutines or descriptors grew
@@ -279,7 +359,7 @@ func testClusterRolling(t *testing.T, l *lab, net *netlab.Cluster, r *clusterRes
 	c := l.prog.NewCluster(t, net, nspeer.Options{BackoffBase: *clusterBackoff})
 	c.Start()
 	converge(t, c, "the first start")
-	r.UsageFirst = quietUsage(c)
+	sk := startSoak(c, r)
 	var rounds []round
 	for k := range *clusterRounds {
 		i := k * c.N() / *clusterRounds % c.N()
@@ -292,8 +372,9 @@ func testClusterRolling(t *testing.T, l *lab, net *netlab.Cluster, r *clusterRes
 		r.Conv = append(r.Conv, rd.conv)
 		r.Counts.Add(before.since(c))
 		r.Rounds++
+		sk.after(c, k)
 	}
-	r.UsageLast = quietUsage(c)
+	sk.finish(c, r)
 	checkGrowth(t, r)
 	echoAll(t, c)
 	c.Kill()
@@ -307,7 +388,7 @@ func testClusterFlapping(t *testing.T, l *lab, net *netlab.Cluster, r *clusterRe
 	c := l.prog.NewCluster(t, net, nspeer.Options{KeepAlive: shortKeepAlive, PingTimeout: shortPingTimeout})
 	c.Start()
 	converge(t, c, "the first start")
-	r.UsageFirst = quietUsage(c)
+	sk := startSoak(c, r)
 	var rounds []round
 	broke := 0
 	for k := range *clusterRounds {
@@ -329,9 +410,10 @@ func testClusterFlapping(t *testing.T, l *lab, net *netlab.Cluster, r *clusterRe
 		r.Conv = append(r.Conv, rd.conv)
 		r.Counts.Add(before.since(c))
 		r.Rounds++
+		sk.after(c, k)
 	}
 	r.Notes = append(r.Notes, fmt.Sprintf("the mesh broke in %d of %d rounds", broke, r.Rounds))
-	r.UsageLast = quietUsage(c)
+	sk.finish(c, r)
 	checkGrowth(t, r)
 	echoAll(t, c)
 	c.Kill()

@@ -306,7 +306,10 @@ func usage() reply {
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return reply{"fds": len(ents), "goroutines": runtime.NumGoroutine(), "rss": rssKB << 10, "heap": ms.HeapInuse}
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return reply{"fds": len(ents), "goroutines": runtime.NumGoroutine(), "rss": rssKB << 10, "heap": ms.HeapInuse,
+		"cpu_ns": ru.Utime.Nano() + ru.Stime.Nano()}
 }
 
 func (p *peerProc) echo(ctx context.Context, args []string) reply {

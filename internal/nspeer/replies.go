@@ -93,8 +93,9 @@ type StateReply struct {
 type UsageReply struct {
 	Result
 	Fds, Goroutines int
-	RSS             int64 `json:"rss"`  // resident bytes
-	Heap            int64 `json:"heap"` // heap bytes in use
+	RSS             int64 `json:"rss"`    // resident bytes
+	Heap            int64 `json:"heap"`   // heap bytes in use
+	CPU             int64 `json:"cpu_ns"` // user + system CPU time so far
 }
 
 // Converged waits up to d until a and b each hold exactly one connection
