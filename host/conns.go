@@ -242,8 +242,12 @@ func (h *Host) addConn(uc *upgrader.Conn) *Conn {
 // takes it out of the table.
 func (h *Host) serveConn(c *Conn) {
 	defer h.wg.Done()
+	// A context that never ends: the session's close (Close closes every
+	// connection) ends the wait, and the muxer then needs no goroutine of
+	// its own for it.
+	never := context.WithoutCancel(h.ctx)
 	for {
-		s, err := c.uc.AcceptStream(h.ctx)
+		s, err := c.uc.AcceptStream(never)
 		if err != nil {
 			break
 		}
@@ -333,6 +337,31 @@ func (h *Host) gcLocked(ps *peerState) {
 // "na" does not speak it: c is marked legacy and duplicates are then
 // resolved by probing. Any other failure is reported (HelloFailed).
 func (h *Host) sendHello(c *Conn) {
+	retry := simopen.Backoff{Base: time.Second, Cap: h.cfg.HelloTimeout, Rand: h.jitter}
+	for attempt := 0; ; attempt++ {
+		if !h.sendHelloOnce(c) || attempt >= h.cfg.HelloRetries {
+			return
+		}
+		t := time.NewTimer(retry.Delay(attempt))
+		select {
+		case <-t.C:
+		case <-c.Done():
+			t.Stop()
+			return
+		case <-h.ctx.Done():
+			t.Stop()
+			return
+		}
+		if c.IsClosed() || c.Draining() {
+			return
+		}
+	}
+}
+
+// sendHelloOnce is one attempt of sendHello; it reports whether another
+// is worth making (the attempt failed, neither refused nor ended by the
+// connection's or the host's close).
+func (h *Host) sendHelloOnce(c *Conn) (again bool) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.HelloTimeout)
 	defer cancel()
@@ -361,7 +390,9 @@ func (h *Host) sendHello(c *Conn) {
 		h.markLegacy(c)
 	default:
 		h.helloFailed(c, true, start, fmt.Errorf("sending the hello: %w", err))
+		return !c.IsClosed() && h.ctx.Err() == nil
 	}
+	return false
 }
 
 // serveHello is the hello protocol's handler: the peer's hello must arrive

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	yamux "github.com/libp2p/go-yamux/v5"
@@ -78,9 +79,13 @@ type session struct {
 	cfg  *Config
 
 	// acceptCh carries streams from the accept goroutine, started by the
-	// first AcceptStream, to AcceptStream callers. Unbuffered: at most one
-	// stream waits outside go-yamux's backlog.
+	// first AcceptStream whose context can end, to AcceptStream callers.
+	// Unbuffered: at most one stream waits outside go-yamux's backlog. A
+	// caller whose context never ends, before any other kind came, accepts
+	// from go-yamux directly: an idle session then keeps no goroutine of
+	// Concord's.
 	acceptOnce sync.Once
+	looping    atomic.Bool
 	acceptCh   chan *yamux.Stream
 
 	// The streams handed to the application and not yet ended, for
@@ -167,7 +172,13 @@ func (s *session) AcceptStream(ctx context.Context) (muxer.Stream, error) {
 	if s.ys.IsClosed() {
 		return nil, s.opErr("accept stream")
 	}
-	s.acceptOnce.Do(func() { go s.acceptLoop() })
+	if ctx.Done() == nil && !s.looping.Load() {
+		return s.acceptDirect()
+	}
+	s.acceptOnce.Do(func() {
+		s.looping.Store(true)
+		go s.acceptLoop()
+	})
 	for {
 		select {
 		case ys := <-s.acceptCh:
@@ -180,6 +191,21 @@ func (s *session) AcceptStream(ctx context.Context) (muxer.Stream, error) {
 		case <-s.ys.CloseChan():
 			return nil, s.opErr("accept stream")
 		}
+	}
+}
+
+// acceptDirect is AcceptStream for a context that never ends: go-yamux's
+// own AcceptStream, which returns when the session closes.
+func (s *session) acceptDirect() (muxer.Stream, error) {
+	for {
+		ys, err := s.ys.AcceptStream()
+		if err != nil {
+			return nil, s.opErr("accept stream")
+		}
+		if s.admit() {
+			return s.wrap(ys), nil
+		}
+		_ = ys.Reset() // it crossed Shutdown's go-away: refused, not cut later
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -267,4 +269,73 @@ func TestCloseEndsEveryGoroutine(t *testing.T) {
 	_, _ = s.Ping(cancelled) // leaves go-yamux's Ping running until Close
 	_ = c.Close()
 	_ = s.Close()
+}
+
+// TestAcceptWithoutGoroutine: AcceptStream with a context that never ends
+// accepts from go-yamux directly (no accept goroutine while the session is
+// idle), returns when the session closes, and after a cancellable caller
+// has started the accept goroutine both kinds still get every stream.
+func TestAcceptWithoutGoroutine(t *testing.T) {
+	loopRunning := func() bool {
+		buf := make([]byte, 1<<20)
+		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*session).acceptLoop")
+	}
+	c, s := newSessions(t, Config{}, Config{})
+	got := make(chan error, 1)
+	go func() {
+		st, err := s.AcceptStream(context.Background())
+		if err == nil {
+			_ = st.Close()
+		}
+		got <- err
+	}()
+	out, err := c.OpenStream(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := out.Write([]byte{1}); err != nil { // the SYN goes with the first write
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("direct accept: %v", err)
+	}
+	if loopRunning() {
+		t.Fatal("an AcceptStream with a context that never ends started the accept goroutine")
+	}
+	// A cancellable caller starts it; a later direct caller then shares
+	// go-yamux's streams with it rather than bypass it.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := s.AcceptStream(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled accept: %v", err)
+	}
+	if !loopRunning() {
+		t.Fatal("a cancellable AcceptStream did not start the accept goroutine")
+	}
+	for i := range 2 {
+		go func() {
+			st, err := s.AcceptStream(context.Background())
+			if err == nil {
+				_ = st.Close()
+			}
+			got <- err
+		}()
+		out, err := c.OpenStream(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := out.Write([]byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-got; err != nil {
+			t.Fatalf("accept %d with the goroutine running: %v", i, err)
+		}
+	}
+	// Waiting directly on a fresh session, Close ends the wait.
+	_, s2 := newSessions(t, Config{}, Config{})
+	go func() { _, err := s2.AcceptStream(context.Background()); got <- err }()
+	_ = s2.Close()
+	if err := <-got; !errors.Is(err, muxer.ErrSessionClosed) {
+		t.Fatalf("direct accept on a closed session: %v, want ErrSessionClosed", err)
+	}
 }
