@@ -198,8 +198,54 @@ func converge(t *testing.T, c *nspeer.Cluster, what string) {
 	t.Helper()
 	good, why, ok := c.WaitConverged(clusterBound, clusterPoll)
 	if !ok {
-		t.Fatalf("%s: %d of %d pairs hold one connection, the same on both ends, after %v: %s", what, good, c.Pairs(), clusterBound, why)
+		t.Fatalf("%s: %d of %d pairs hold one connection, the same on both ends, after %v: %s%s", what, good, c.Pairs(), clusterBound, why, pairHistory(c, why))
 	}
+}
+
+// pairHistory lists what the two hosts named at the start of why reported
+// of each other (the last events of each end's current process), for a
+// failure message.
+func pairHistory(c *nspeer.Cluster, why string) string {
+	var i, j int
+	if _, err := fmt.Sscanf(why, "h%d–h%d", &i, &j); err != nil {
+		if _, err := fmt.Sscanf(why, "h%d holds %d connections to h%d", &i, new(int), &j); err != nil {
+			return ""
+		}
+	}
+	if i < 0 || j < 0 || i >= c.N() || j >= c.N() {
+		return ""
+	}
+	var b strings.Builder
+	for _, side := range [][2]int{{i, j}, {j, i}} {
+		p := c.Proc(side[0])
+		if p == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "\n  h%d's events about h%d:", side[0], side[1])
+		var evs []nspeer.Event
+		for _, e := range p.Events() {
+			if e.Peer == c.IDs[side[1]].String() {
+				evs = append(evs, e)
+			}
+		}
+		if len(evs) > 12 {
+			evs = evs[len(evs)-12:]
+		}
+		for _, e := range evs {
+			fmt.Fprintf(&b, "\n    %s %s seq %d", e.Time().Format("15:04:05.000"), e.Event, e.Seq)
+			switch e.Event {
+			case "opened":
+				fmt.Fprintf(&b, " %s %s→%s election %v", e.Direction, e.Local, e.Remote, e.Election)
+			case "duplicate":
+				fmt.Fprintf(&b, " survivor %d rule %s", e.Survivor, e.Rule)
+			case "hello_failed":
+				fmt.Fprintf(&b, " sending %v after %v: %s", e.Sending, e.Elapsed, e.Reason)
+			case "closed":
+				fmt.Fprintf(&b, ": %s", e.Reason)
+			}
+		}
+	}
+	return b.String()
 }
 
 // settle measures a round: the timeline from from, and the time from ref

@@ -91,11 +91,16 @@ func TestHelloTimeout(t *testing.T) {
 				return
 			}
 			mu.Lock()
-			inAccepted = time.Now()
+			first := inAccepted.IsZero() // the host retries (HelloRetries): time the first
+			if first {
+				inAccepted = time.Now()
+			}
 			mu.Unlock()
 			_, _ = io.Copy(io.Discard, s) // never answer; until the host gives up
 			mu.Lock()
-			inEnded = time.Now()
+			if first {
+				inEnded = time.Now()
+			}
 			mu.Unlock()
 		}
 		f.onConn = func(c *upgrader.Conn) {
@@ -247,6 +252,95 @@ func TestDuplicateGrace(t *testing.T) {
 				if cs := b.Conns(a.ID()); len(cs) != 1 || cs[0].Seq() != 2 {
 					t.Errorf("b holds %d connections, want its connection 2 alone", len(cs))
 				}
+			})
+		})
+	}
+}
+
+// TestHelloRetry: a peer that stalls the first hello stream the host opens
+// (reads the proposal, never answers) and answers the next. The host
+// reports the first failure, tries again within the backoff (base 1 s) of
+// giving up, and the peer receives the hello; with HelloRetries < 0 it
+// tries once.
+func TestHelloRetry(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		retries int
+		want    int // hello streams the peer sees
+	}{{"default", 0, 2}, {"none", -1, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				var opened []time.Time
+				var got *hello
+				f := newFakePeer(t, nil)
+				f.raw = func(s muxer.Stream) {
+					defer s.Reset()
+					if _, err := multistream.ReadNextToken[string](s); err != nil {
+						return
+					}
+					proto, err := multistream.ReadNextToken[string](s)
+					if err != nil {
+						return
+					}
+					if proto != HelloProtocolID {
+						_ = writeTokens(s, "/multistream/1.0.0", "na")
+						_, _ = io.Copy(io.Discard, s)
+						return
+					}
+					mu.Lock()
+					opened = append(opened, time.Now())
+					n := len(opened)
+					mu.Unlock()
+					if n == 1 {
+						_, _ = io.Copy(io.Discard, s) // stall until the host gives up
+						return
+					}
+					if err := writeTokens(s, "/multistream/1.0.0", HelloProtocolID); err != nil {
+						return
+					}
+					if m, err := readHello(s); err == nil {
+						mu.Lock()
+						got = &m
+						mu.Unlock()
+					}
+				}
+				var log timedLog
+				h := memHost(t, Config{Observer: log.observe, HelloRetries: tc.retries}, f.dialer(t, &wg))
+				c, err := h.Connect(context.Background(), peer.AddrInfo{ID: f.id, Addrs: []ma.Multiaddr{fakeAddr}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(DefaultHelloTimeout + 2*time.Second)
+				synctest.Wait()
+				mu.Lock()
+				n, first, hl := len(opened), opened, got
+				mu.Unlock()
+				if n != tc.want {
+					t.Fatalf("the peer saw %d hello streams, want %d", n, tc.want)
+				}
+				if tc.want == 2 {
+					if gap := first[1].Sub(first[0]); gap < DefaultHelloTimeout || gap > DefaultHelloTimeout+time.Second+5*time.Millisecond {
+						t.Errorf("second attempt %v after the first, want HelloTimeout plus at most the 1 s base", gap)
+					}
+					if hl == nil || hl.Seq != c.Seq() {
+						t.Errorf("the retried hello: %+v, want seq %d", hl, c.Seq())
+					}
+				}
+				fails := 0
+				log.mu.Lock()
+				for _, te := range log.events {
+					if hf, ok := te.e.(HelloFailed); ok && hf.Sending {
+						fails++
+					}
+				}
+				log.mu.Unlock()
+				if fails != 1 {
+					t.Errorf("%d HelloFailed events for the sending half, want 1", fails)
+				}
+				closeAndWait(h)
+				wg.Wait()
 			})
 		})
 	}

@@ -25,6 +25,7 @@ const (
 	DefaultBackoffCap         = 5 * time.Minute
 	DefaultTieRetries         = 3
 	DefaultResetRetries       = 1
+	DefaultHelloRetries       = 2
 	DefaultDuplicateGrace     = 10 * time.Second
 	DefaultHelloTimeout       = 10 * time.Second
 	DefaultProbeTimeout       = 500 * time.Millisecond
@@ -118,6 +119,14 @@ type Config struct {
 	// as a HelloFailed event (ErrHelloTimeout); the connection stays up.
 	// A peer that never opens a hello stream is not timed. Default 10 s.
 	HelloTimeout time.Duration
+	// HelloRetries bounds the new attempts at sending this host's hello
+	// after one failed (not refused with "na") while the connection is
+	// still active: without the hello the peer cannot tell which
+	// connection this end holds, so a pair could never be seen to agree.
+	// Each waits a jittered delay (full jitter, base 1 s, doubling, cap
+	// HelloTimeout) and is reported like the first. Default 2; negative:
+	// none.
+	HelloRetries int
 	// CloseTimeout bounds a graceful close (Conn.Close, Host.Close): the
 	// time its streams get to end and its data to be delivered before the
 	// connection is closed anyway. Default 5 s.
@@ -186,6 +195,9 @@ func (cfg Config) populate() (Config, error) {
 	}
 	if cfg.ResetRetries == 0 {
 		cfg.ResetRetries = DefaultResetRetries
+	}
+	if cfg.HelloRetries == 0 {
+		cfg.HelloRetries = DefaultHelloRetries
 	}
 	for _, d := range []time.Duration{cfg.NegotiationTimeout, cfg.DialStagger, cfg.DialTimeout, cfg.BackoffBase,
 		cfg.BackoffCap, cfg.DuplicateGrace, cfg.HelloTimeout, cfg.ProbeTimeout, cfg.CloseTimeout, cfg.IdentifyTimeout} {
