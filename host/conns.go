@@ -242,12 +242,10 @@ func (h *Host) addConn(uc *upgrader.Conn) *Conn {
 // takes it out of the table.
 func (h *Host) serveConn(c *Conn) {
 	defer h.wg.Done()
-	// A context that never ends: the session's close (Close closes every
-	// connection) ends the wait, and the muxer then needs no goroutine of
-	// its own for it.
-	never := context.WithoutCancel(h.ctx)
+	// h.ctx, not a context that never ends: Host.Close must not wait for
+	// a session's linger to end this loop (TestCloseDoesNotWaitForLinger).
 	for {
-		s, err := c.uc.AcceptStream(never)
+		s, err := c.uc.AcceptStream(h.ctx)
 		if err != nil {
 			break
 		}
