@@ -97,6 +97,7 @@ type AddrBackoff struct {
 	Failures int       // consecutive failures
 	Until    time.Time // no dial before this (unless forced)
 	LastErr  error
+	Failed   time.Time // when the last failure happened
 }
 
 func (b *addrBook) empty() bool { return len(b.addrs) == 0 && len(b.backoff) == 0 }
@@ -227,9 +228,10 @@ func (h *Host) runDial(ctx context.Context, ps *peerState, call *dialCall, force
 }
 
 type dialResult struct {
-	addr ma.Multiaddr
-	conn *upgrader.Conn
-	err  error
+	addr    ma.Multiaddr
+	started time.Time // when the attempt on addr began
+	conn    *upgrader.Conn
+	err     error
 }
 
 // dialPeer dials the usable addresses of ps with a stagger; the first
@@ -266,8 +268,9 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
+			started := time.Now()
 			c, err := h.dialAddr(dctx, ps.id, a)
-			results <- dialResult{a, c, err}
+			results <- dialResult{a, started, c, err}
 		}()
 	}
 	launch()
@@ -292,7 +295,7 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 				// only a failure on its own counts for backoff.
 				errs = append(errs, AddrError{r.addr, r.err})
 				if dctx.Err() == nil {
-					h.dialFailed(ps, r.addr, r.err)
+					h.dialFailed(ps, r.addr, r.err, r.started)
 					if next < len(usable) {
 						launch()
 						stagger.Reset(h.cfg.DialStagger)
@@ -374,7 +377,17 @@ func resetBeforeSecurity(err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-func (h *Host) dialFailed(ps *peerState, a ma.Multiaddr, err error) {
+// dialFailed counts a failure of the attempt on a that began at started.
+// The backoff delay runs from the attempt's start, not its end: it spaces
+// the starts of the attempts on an address. A quick failure (refused,
+// unreachable, reset) blocks the address for the delay; an attempt that
+// took longer than its delay — a connect that the kernel retransmitted
+// SYNs for until the connect timeout, on a path that silently drops them —
+// is followed at once, so that while a peer has been unreachable for a
+// short while a SYN is always in flight and a returning path is found
+// within the kernel's SYN retransmission interval, not after that
+// interval, the connect timeout's remainder and a backoff delay.
+func (h *Host) dialFailed(ps *peerState, a ma.Multiaddr, err error, started time.Time) {
 	h.mu.Lock()
 	if ps.addrs.backoff == nil {
 		ps.addrs.backoff = map[string]*AddrBackoff{}
@@ -386,7 +399,11 @@ func (h *Host) dialFailed(ps *peerState, a ma.Multiaddr, err error) {
 	}
 	b.Failures++
 	b.LastErr = err
-	b.Until = time.Now().Add(h.backoffDelay(b.Failures))
+	b.Failed = time.Now()
+	b.Until = started.Add(h.backoffDelay(b.Failures))
+	if b.Until.Before(b.Failed) {
+		b.Until = b.Failed
+	}
 	ev := BackoffScheduled{Peer: ps.id, Addr: a, Failures: b.Failures, Until: b.Until, Err: err}
 	h.mu.Unlock()
 	h.emit(ev)
