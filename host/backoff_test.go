@@ -12,6 +12,7 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/concordp2p/concord/peer"
 	"github.com/concordp2p/concord/transport/tcp"
 )
 
@@ -163,6 +164,74 @@ func TestBackoffOfSilentPeer(t *testing.T) {
 			if failedAt := start.Add(want[i] + tcp.DefaultConnectTimeout); bs.Until.Sub(failedAt).Abs() > 10*time.Millisecond {
 				t.Errorf("failure %d: blocked until +%v, want its own time +%v (no wait)", i+1, bs.Until.Sub(start), failedAt.Sub(start))
 			}
+		}
+	})
+}
+
+// TestBackoffForgottenOnConnection: a connection to the peer, in either
+// direction, ends the outage the failures were counted in; an address that
+// failed while another address of the peer answered keeps backing off.
+func TestBackoffForgottenOnConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		var a *Host
+		b := memHost(t, Config{}, func(ctx context.Context, addr ma.Multiaddr) (net.Conn, error) {
+			return pipeTo(a, nil)(ctx, addr)
+		})
+		toB := pipeTo(b, nil)
+		bad := ma.StringCast("/ip4/10.99.0.2/tcp/4001")
+		var refuseAll bool
+		a = memHost(t, Config{}, func(ctx context.Context, addr ma.Multiaddr) (net.Conn, error) {
+			if refuseAll || addr.Equal(bad) {
+				return nil, errRefused
+			}
+			// Slower than the stagger (250 ms): the bad address, tried
+			// next, fails while this one is under way.
+			time.Sleep(300 * time.Millisecond)
+			return toB(ctx, addr)
+		})
+		closeAll := func() {
+			for _, c := range a.Conns(b.ID()) {
+				_ = c.Close()
+			}
+			time.Sleep(10 * time.Second)
+		}
+
+		// a cannot reach b; b's dial to a ends the outage.
+		refuseAll = true
+		if _, err := a.Connect(ctx, peerAt(b)); !errors.Is(err, errRefused) {
+			t.Fatalf("Connect = %v, want the refusal", err)
+		}
+		if bo := a.Backoff(b.ID()); len(bo) != 1 || bo[0].Failures != 1 {
+			t.Fatalf("backoff after the failure: %+v", bo)
+		}
+		if _, err := b.Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: []ma.Multiaddr{fakeAddr}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // a's side of the upgrade and its table
+		if bo := a.Backoff(b.ID()); len(bo) != 0 {
+			t.Errorf("backoff after the inbound connection: %+v, want none", bo)
+		}
+		closeAll()
+
+		// Two addresses, one of them bad: its failures outlast the
+		// connections the good one makes.
+		refuseAll = false
+		ai := peer.AddrInfo{ID: b.ID(), Addrs: []ma.Multiaddr{bad, fakeAddr}}
+		for round := 1; round <= 3; round++ {
+			time.Sleep(time.Minute) // past the bad address's backoff
+			if _, err := a.Connect(ctx, ai); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			if _, err := b.Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: []ma.Multiaddr{fakeAddr}}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second)
+			bo := a.Backoff(b.ID())
+			if len(bo) != 1 || !bo[0].Addr.Equal(bad) || bo[0].Failures != round || !bo[0].Elsewhere {
+				t.Fatalf("round %d: backoff %+v, want the bad address with %d failures, Elsewhere", round, bo, round)
+			}
+			closeAll()
 		}
 	})
 }

@@ -92,7 +92,11 @@ type Config struct {
 	// kernel's SYN retransmission interval (1 s on Linux 6.7 and later
 	// for the first four retransmissions; 1 s, then 2 s before), and a
 	// peer that stays unreachable is dialed ever more rarely after that,
-	// once per BackoffCap/2 on average. Defaults 1 s and 5 min.
+	// once per BackoffCap/2 on average. Failures count from the
+	// last connection to the peer: a connection that opens, in either
+	// direction, forgets them, except those of an address that failed
+	// while another address of the peer answered (AddrBackoff.Elsewhere).
+	// Defaults 1 s and 5 min.
 	BackoffBase time.Duration
 	BackoffCap  time.Duration
 	// TieRetries bounds the redials after an election tie

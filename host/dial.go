@@ -98,6 +98,11 @@ type AddrBackoff struct {
 	Until    time.Time // no dial before this (unless forced)
 	LastErr  error
 	Failed   time.Time // when the last failure happened
+	// Elsewhere: the address last failed in a dial that another of the
+	// peer's addresses won, so it fails while the peer is up. Its
+	// failures outlast the peer's connections; those of an address
+	// without it are forgotten when a connection to the peer opens.
+	Elsewhere bool
 }
 
 func (b *addrBook) empty() bool { return len(b.addrs) == 0 && len(b.backoff) == 0 }
@@ -279,6 +284,7 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 
 	var winner *upgrader.Conn
 	var errs []AddrError
+	var failed []ma.Multiaddr // the addresses whose failures count
 	for pending > 0 {
 		select {
 		case r := <-results:
@@ -296,6 +302,7 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 				errs = append(errs, AddrError{r.addr, r.err})
 				if dctx.Err() == nil {
 					h.dialFailed(ps, r.addr, r.err, r.started)
+					failed = append(failed, r.addr)
 					if next < len(usable) {
 						launch()
 						stagger.Reset(h.cfg.DialStagger)
@@ -310,6 +317,7 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 		}
 	}
 	if winner != nil {
+		h.failedElsewhere(ps, failed)
 		if c := h.addConn(winner); c != nil {
 			return c, nil
 		}
@@ -432,4 +440,30 @@ func (h *Host) dialSucceeded(ps *peerState, a ma.Multiaddr) {
 	h.mu.Lock()
 	delete(ps.addrs.backoff, a.String())
 	h.mu.Unlock()
+}
+
+// failedElsewhere marks the addresses that failed in a dial another
+// address won (AddrBackoff.Elsewhere).
+func (h *Host) failedElsewhere(ps *peerState, failed []ma.Multiaddr) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, a := range failed {
+		if b := ps.addrs.backoff[a.String()]; b != nil {
+			b.Elsewhere = true
+		}
+	}
+}
+
+// connectedLocked forgets the failures of ps's addresses when a connection
+// to the peer opens, in either direction: they were counted while the peer
+// could not be reached, an outage this connection ends, and carried over
+// they would make the next outage start at a longer delay, and every later
+// one longer still. Addresses that failed while the peer answered at
+// another (Elsewhere) keep backing off.
+func (ps *peerState) connectedLocked() {
+	for k, b := range ps.addrs.backoff {
+		if !b.Elsewhere {
+			delete(ps.addrs.backoff, k)
+		}
+	}
 }

@@ -38,8 +38,9 @@
 // timeout, 5 s) is followed at once while the delay is shorter: for about
 // the first 20 s of an outage a SYN is always in flight and a path that
 // returns is found within the kernel's SYN retransmission interval (1 s on
-// current Linux); a peer that stays unreachable is dialed ever more rarely
-// (Config.BackoffBase). A
+// current Linux); a peer that stays unreachable is dialed ever more rarely.
+// A connection to the peer, in either direction, forgets the failures
+// counted before it (Config.BackoffBase). A
 // dial whose simopen election tied is retried after a jittered delay, and
 // so is one the peer reset or closed before the security handshake began
 // (an accept queue overflow, a listener over its limits): nothing of the
