@@ -29,6 +29,7 @@ var (
 	clusterFrozenRounds = flag.Int("cluster.frozen-rounds", 2, "TestCluster: rounds of the frozen scenario (30 s each)")
 	clusterPlots        = flag.String("cluster.plots", "", "TestCluster: directory for the SVG plots (default: the test's temporary directory)")
 	clusterOnly         = flag.String("cluster.only", "", "TestCluster: comma-separated scenarios to run (default: all)")
+	clusterFlapFor      = flag.Duration("cluster.flap-for", flapFor, "TestCluster: how long the flapping scenario blackholes a host")
 	clusterBackoff      = flag.Duration("cluster.backoff", 0, "TestCluster: the hosts' dial backoff base in cold-start, restart-all and rolling (default: host.DefaultBackoffBase)")
 )
 
@@ -430,7 +431,7 @@ func testClusterRolling(t *testing.T, l *lab, net *netlab.Cluster, r *clusterRes
 func testClusterFlapping(t *testing.T, l *lab, net *netlab.Cluster, r *clusterResult) {
 	r.What = "path restored"
 	r.Goal = goalFlap
-	r.Notes = append(r.Notes, fmt.Sprintf("keepalive %v, ping timeout %v; blackhole %v", shortKeepAlive, shortPingTimeout, flapFor))
+	r.Notes = append(r.Notes, fmt.Sprintf("keepalive %v, ping timeout %v; blackhole %v", shortKeepAlive, shortPingTimeout, *clusterFlapFor))
 	c := l.prog.NewCluster(t, net, nspeer.Options{KeepAlive: shortKeepAlive, PingTimeout: shortPingTimeout})
 	c.Start()
 	converge(t, c, "the first start")
@@ -440,15 +441,20 @@ func testClusterFlapping(t *testing.T, l *lab, net *netlab.Cluster, r *clusterRe
 	for k := range *clusterRounds {
 		i := k * c.N() / *clusterRounds % c.N()
 		before := snap(c)
+		stopCapture := capture(t, net, i, k)
 		from := time.Now()
 		restore := blackhole(t, net.Hosts[i])
-		time.Sleep(flapFor)
+		installed := time.Now()
+		time.Sleep(*clusterFlapFor)
+		restoring := time.Now()
 		if err := restore(); err != nil {
 			t.Fatal(err)
 		}
 		healed := time.Now()
 		converge(t, c, fmt.Sprintf("round %d (h%d)", k, i))
 		rd := settle(t, c, from, healed, fmt.Sprintf("round %d (h%d)", k, i))
+		traceRound(t, c, flapTimes{from, installed, restoring, healed}, *clusterTrace, k, i)
+		dumpPcap(t, stopCapture(), healed, c)
 		if minGood(rd.pts) < c.Pairs() {
 			broke++
 		}

@@ -80,9 +80,24 @@ type Config struct {
 	// included. Default 15 s.
 	DialTimeout time.Duration
 	// BackoffBase and BackoffCap shape the per-address dial backoff after
-	// failures: the n-th consecutive failure blocks the address for a
+	// failures: the n-th consecutive failure blocks the address until a
 	// delay drawn uniformly from [0, min(cap, base·2^(n-1))) (full
-	// jitter). Defaults 1 s and 5 min.
+	// jitter) has passed since the failed attempt began. The delay spaces
+	// the starts of the attempts: a quick failure (refused, unreachable)
+	// waits it out, while an attempt that took longer than its delay — a
+	// connect that timed out (TCP.ConnectTimeout, 5 s) while the kernel
+	// retransmitted its SYN on a path that drops everything — is followed
+	// at once. So while base·2^(n-1) stays below the connect timeout
+	// (the first four attempts, ~20 s of an outage, with the defaults) a
+	// SYN is always in flight and a returning path is found within the
+	// kernel's SYN retransmission interval (1 s on Linux 6.7 and later
+	// for the first four retransmissions; 1 s, then 2 s before), and a
+	// peer that stays unreachable is dialed ever more rarely after that,
+	// once per BackoffCap/2 on average. Failures count from the
+	// last connection to the peer: a connection that opens, in either
+	// direction, forgets them, except those of an address that failed
+	// while another address of the peer answered (AddrBackoff.Elsewhere).
+	// Defaults 1 s and 5 min.
 	BackoffBase time.Duration
 	BackoffCap  time.Duration
 	// TieRetries bounds the redials after an election tie

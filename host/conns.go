@@ -222,6 +222,7 @@ func (h *Host) addConn(uc *upgrader.Conn) *Conn {
 	now := time.Now()
 	c := &Conn{uc: uc, h: h, seq: h.seq, opened: now, lastAlive: now, id: identifyState{done: make(chan struct{})}}
 	ps.conns = append(ps.conns, c)
+	ps.connectedLocked()
 	ps.notifyLocked()
 	h.wg.Add(2)
 	h.mu.Unlock()

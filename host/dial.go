@@ -97,6 +97,12 @@ type AddrBackoff struct {
 	Failures int       // consecutive failures
 	Until    time.Time // no dial before this (unless forced)
 	LastErr  error
+	Failed   time.Time // when the last failure happened
+	// Elsewhere: the address last failed in a dial that another of the
+	// peer's addresses won, so it fails while the peer is up. Its
+	// failures outlast the peer's connections; those of an address
+	// without it are forgotten when a connection to the peer opens.
+	Elsewhere bool
 }
 
 func (b *addrBook) empty() bool { return len(b.addrs) == 0 && len(b.backoff) == 0 }
@@ -227,9 +233,10 @@ func (h *Host) runDial(ctx context.Context, ps *peerState, call *dialCall, force
 }
 
 type dialResult struct {
-	addr ma.Multiaddr
-	conn *upgrader.Conn
-	err  error
+	addr    ma.Multiaddr
+	started time.Time // when the attempt on addr began
+	conn    *upgrader.Conn
+	err     error
 }
 
 // dialPeer dials the usable addresses of ps with a stagger; the first
@@ -266,8 +273,9 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
+			started := time.Now()
 			c, err := h.dialAddr(dctx, ps.id, a)
-			results <- dialResult{a, c, err}
+			results <- dialResult{a, started, c, err}
 		}()
 	}
 	launch()
@@ -276,6 +284,7 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 
 	var winner *upgrader.Conn
 	var errs []AddrError
+	var failed []ma.Multiaddr // the addresses whose failures count
 	for pending > 0 {
 		select {
 		case r := <-results:
@@ -292,7 +301,8 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 				// only a failure on its own counts for backoff.
 				errs = append(errs, AddrError{r.addr, r.err})
 				if dctx.Err() == nil {
-					h.dialFailed(ps, r.addr, r.err)
+					h.dialFailed(ps, r.addr, r.err, r.started)
+					failed = append(failed, r.addr)
 					if next < len(usable) {
 						launch()
 						stagger.Reset(h.cfg.DialStagger)
@@ -307,6 +317,7 @@ func (h *Host) dialPeer(ctx context.Context, ps *peerState, force bool) (*Conn, 
 		}
 	}
 	if winner != nil {
+		h.failedElsewhere(ps, failed)
 		if c := h.addConn(winner); c != nil {
 			return c, nil
 		}
@@ -374,7 +385,17 @@ func resetBeforeSecurity(err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-func (h *Host) dialFailed(ps *peerState, a ma.Multiaddr, err error) {
+// dialFailed counts a failure of the attempt on a that began at started.
+// The backoff delay runs from the attempt's start, not its end: it spaces
+// the starts of the attempts on an address. A quick failure (refused,
+// unreachable, reset) blocks the address for the delay; an attempt that
+// took longer than its delay — a connect that the kernel retransmitted
+// SYNs for until the connect timeout, on a path that silently drops them —
+// is followed at once, so that while a peer has been unreachable for a
+// short while a SYN is always in flight and a returning path is found
+// within the kernel's SYN retransmission interval, not after that
+// interval, the connect timeout's remainder and a backoff delay.
+func (h *Host) dialFailed(ps *peerState, a ma.Multiaddr, err error, started time.Time) {
 	h.mu.Lock()
 	if ps.addrs.backoff == nil {
 		ps.addrs.backoff = map[string]*AddrBackoff{}
@@ -386,7 +407,11 @@ func (h *Host) dialFailed(ps *peerState, a ma.Multiaddr, err error) {
 	}
 	b.Failures++
 	b.LastErr = err
-	b.Until = time.Now().Add(h.backoffDelay(b.Failures))
+	b.Failed = time.Now()
+	b.Until = started.Add(h.backoffDelay(b.Failures))
+	if b.Until.Before(b.Failed) {
+		b.Until = b.Failed
+	}
 	ev := BackoffScheduled{Peer: ps.id, Addr: a, Failures: b.Failures, Until: b.Until, Err: err}
 	h.mu.Unlock()
 	h.emit(ev)
@@ -415,4 +440,30 @@ func (h *Host) dialSucceeded(ps *peerState, a ma.Multiaddr) {
 	h.mu.Lock()
 	delete(ps.addrs.backoff, a.String())
 	h.mu.Unlock()
+}
+
+// failedElsewhere marks the addresses that failed in a dial another
+// address won (AddrBackoff.Elsewhere).
+func (h *Host) failedElsewhere(ps *peerState, failed []ma.Multiaddr) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, a := range failed {
+		if b := ps.addrs.backoff[a.String()]; b != nil {
+			b.Elsewhere = true
+		}
+	}
+}
+
+// connectedLocked forgets the failures of ps's addresses when a connection
+// to the peer opens, in either direction: they were counted while the peer
+// could not be reached, an outage this connection ends, and carried over
+// they would make the next outage start at a longer delay, and every later
+// one longer still. Addresses that failed while the peer answered at
+// another (Elsewhere) keep backing off.
+func (ps *peerState) connectedLocked() {
+	for k, b := range ps.addrs.backoff {
+		if !b.Elsewhere {
+			delete(ps.addrs.backoff, k)
+		}
+	}
 }

@@ -32,7 +32,15 @@
 // Connect returns an existing connection, joins a dial in flight, or dials
 // the peer's addresses with a stagger (250 ms), first success wins.
 // Failed addresses back off with exponential backoff and full jitter
-// (base 1 s, cap 5 min), visible with Backoff and bypassed by ForceDial; a
+// (base 1 s, cap 5 min), visible with Backoff and bypassed by ForceDial.
+// The delay spaces the starts of the attempts, so a connect that timed out
+// on a silent path (its SYNs retransmitted by the kernel for the connect
+// timeout, 5 s) is followed at once while the delay is shorter: for about
+// the first 20 s of an outage a SYN is always in flight and a path that
+// returns is found within the kernel's SYN retransmission interval (1 s on
+// current Linux); a peer that stays unreachable is dialed ever more rarely.
+// A connection to the peer, in either direction, forgets the failures
+// counted before it (Config.BackoffBase). A
 // dial whose simopen election tied is retried after a jittered delay, and
 // so is one the peer reset or closed before the security handshake began
 // (an accept queue overflow, a listener over its limits): nothing of the

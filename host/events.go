@@ -80,7 +80,10 @@ type DuplicateResolved struct {
 }
 
 // BackoffScheduled: a dial to an address failed and the address is
-// blocked until Until.
+// blocked until Until. The backoff delay runs from the start of the failed
+// attempt (Config.BackoffBase), so Until is the failure's own time when
+// the attempt took longer than its delay: the address may be dialed again
+// at once.
 type BackoffScheduled struct {
 	Peer     peer.ID
 	Addr     ma.Multiaddr

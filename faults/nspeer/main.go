@@ -261,6 +261,30 @@ func (p *peerProc) observe(e host.Event) {
 		r["event"], r["peer"], r["seq"] = "hello_failed", e.Peer.String(), e.Seq
 		r["sending"], r["elapsed"] = e.Sending, e.Elapsed
 		r["reason"], r["is"] = e.Err.Error(), errorKinds(e.Err)
+	case host.BackoffScheduled:
+		r["event"], r["peer"], r["remote"] = "backoff", e.Peer.String(), e.Addr.String()
+		r["failures"], r["until"] = e.Failures, e.Until.UnixNano()
+		r["reason"], r["is"] = e.Err.Error(), errorKinds(e.Err)
+	case host.KeepaliveFailed:
+		r["event"], r["peer"], r["seq"] = "keepalive_failed", e.Peer.String(), e.Seq
+	case host.UpgradeEvent:
+		switch u := e.Event.(type) {
+		case upgrader.UpgradeStarted:
+			r["event"], r["peer"], r["direction"] = "upgrade_started", u.ExpectedPeer.String(), u.Direction.String()
+			r["local"], r["remote"] = u.Local.String(), u.Remote.String()
+		case upgrader.UpgradeFinished:
+			r["event"], r["peer"], r["direction"] = "upgrade_finished", u.Peer.String(), u.Direction.String()
+			if u.Peer == "" {
+				r["peer"] = u.ExpectedPeer.String()
+			}
+			r["local"], r["remote"], r["election"] = u.Local.String(), u.Remote.String(), u.Election != nil
+			r["elapsed"] = u.Total
+			if u.Err != nil {
+				r["reason"], r["is"] = u.Err.Error(), errorKinds(u.Err)
+			}
+		default:
+			return
+		}
 	default:
 		return
 	}

@@ -26,8 +26,10 @@ func (r Result) Matches(kind string) bool { return slices.Contains(r.Is, kind) }
 
 // Event is a host event a peer reported.
 type Event struct {
-	Event     string // opened, closed, duplicate, hello_failed
-	At        int64  // unix ns when the host reported it
+	// opened, closed, duplicate, hello_failed; and, for diagnostics,
+	// backoff, keepalive_failed, upgrade_started, upgrade_finished
+	Event     string
+	At        int64 // unix ns when the host reported it
 	Peer      string
 	Seq       uint64
 	Election  bool
@@ -40,7 +42,9 @@ type Event struct {
 	Rule      string   // duplicate: the rule that decided
 	Immediate bool
 	Sending   bool          // hello_failed: this host's hello (else the peer's)
-	Elapsed   time.Duration // hello_failed: how long the half ran
+	Elapsed   time.Duration // hello_failed: how long the half ran; upgrade_finished: the upgrade
+	Failures  int           // backoff: consecutive failures of the address
+	Until     int64         // backoff: unix ns until which the address is blocked
 }
 
 // Time is when the host reported the event.

@@ -28,7 +28,44 @@ type Point struct {
 // the figures do not depend on how often the test polls; Check remains
 // the proof (it compares the hello's sequence numbers), Timeline the
 // measure.
-func (c *Cluster) Timeline(from time.Time) []Point {
+func (c *Cluster) Timeline(from time.Time) []Point { return c.replay(from, nil) }
+
+// PairSettled replays the events as Timeline does and returns, for each
+// pair i < j that ends good, when it last became good (at or after from;
+// from itself if it was good all along), keyed [2]int{i, j}. A diagnostic:
+// it names the pairs that settled last.
+func (c *Cluster) PairSettled(from time.Time) map[[2]int]time.Time {
+	out := map[[2]int]time.Time{}
+	n := c.N()
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			out[[2]int{i, j}] = from
+		}
+	}
+	bad := map[[2]int]bool{}
+	c.replay(from, func(i, j int, at int64, good bool) {
+		k := [2]int{i, j}
+		t := time.Unix(0, at)
+		if t.Before(from) {
+			t = from
+		}
+		if good {
+			out[k], bad[k] = t, false
+		} else {
+			bad[k] = true
+		}
+	})
+	for k, b := range bad {
+		if b {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
+// replay is Timeline; onPair, if not nil, is told of every change of a
+// pair's goodness (i < j).
+func (c *Cluster) replay(from time.Time, onPair func(i, j int, at int64, good bool)) []Point {
 	type timed struct {
 		at    int64
 		host  int
@@ -101,11 +138,15 @@ func (c *Cluster) Timeline(from time.Time) []Point {
 			}
 		}
 	}
-	update := func(i, j int) {
+	update := func(i, j int, at int64) {
 		if i > j {
 			i, j = j, i
 		}
-		flip(&good[i][j], pairGood(i, j), &count)
+		g := pairGood(i, j)
+		if onPair != nil && g != good[i][j] {
+			onPair(i, j, at, g)
+		}
+		flip(&good[i][j], g, &count)
 		_, ka := live(i, j)
 		_, kb := live(j, i)
 		flip(&anyc[i][j], ka > 0 && kb > 0, &countAny)
@@ -138,7 +179,7 @@ func (c *Cluster) Timeline(from time.Time) []Point {
 			}
 			for j := range n {
 				if j != i {
-					update(i, j)
+					update(i, j, ev.at)
 				}
 			}
 			record(ev.at)
@@ -160,7 +201,7 @@ func (c *Cluster) Timeline(from time.Time) []Point {
 		default:
 			continue
 		}
-		update(i, j)
+		update(i, j, ev.at)
 		record(ev.at)
 	}
 	if !started {
