@@ -117,7 +117,7 @@ func (c *Conn) Muxer() string { return c.muxer }
 type recordWriter struct {
 	net.Conn
 
-	mu      sync.Mutex // held across raw writes
+	mu       sync.Mutex // held across raw writes
 	absorb   bool
 	holdNext bool // hold the last record of the next write
 	hold     bool // writes wait in pending until handshakeDone

@@ -199,4 +199,3 @@ func TestTicketKeys(t *testing.T) {
 		t.Error("a clock that went back kept issuing with the same key")
 	}
 }
-
