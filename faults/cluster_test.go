@@ -432,7 +432,11 @@ func testClusterFlapping(t *testing.T, l *lab, net *netlab.Cluster, r *clusterRe
 	r.What = "path restored"
 	r.Goal = goalFlap
 	r.Notes = append(r.Notes, fmt.Sprintf("keepalive %v, ping timeout %v; blackhole %v", shortKeepAlive, shortPingTimeout, *clusterFlapFor))
-	c := l.prog.NewCluster(t, net, nspeer.Options{KeepAlive: shortKeepAlive, PingTimeout: shortPingTimeout})
+	opts := nspeer.Options{KeepAlive: shortKeepAlive, PingTimeout: shortPingTimeout}
+	if *clusterTrace > 0 {
+		opts.Args = []string{"-trace"}
+	}
+	c := l.prog.NewCluster(t, net, opts)
 	c.Start()
 	converge(t, c, "the first start")
 	sk := startSoak(c, r)

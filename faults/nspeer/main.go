@@ -83,6 +83,7 @@ type options struct {
 	backlog     int
 	perIP       int
 	noReuse     bool
+	trace       bool
 	backoffBase time.Duration
 	stderr      string
 }
@@ -99,6 +100,7 @@ func main() {
 	flag.IntVar(&o.backlog, "backlog", 0, "TCP listen backlog (0: system default)")
 	flag.IntVar(&o.perIP, "perip", 0, "MaxInboundUpgradesPerIP (0: default)")
 	flag.BoolVar(&o.noReuse, "noreuse", false, "tcp.Config.DisableReuse: dial from ephemeral ports")
+	flag.BoolVar(&o.trace, "trace", false, "also report backoff, keepalive and upgrade events (diagnostics: one line per upgrade slows a peer under a flood)")
 	flag.DurationVar(&o.backoffBase, "backoff", 0, "host.Config.BackoffBase: dial backoff base (0: default)")
 	flag.StringVar(&o.stderr, "stderr", "", "file to redirect stderr to (panics, race reports)")
 	flag.Parse()
@@ -131,7 +133,7 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("dialing the control socket: %w", err)
 	}
-	p := &peerProc{out: ctl, quit: make(chan struct{})}
+	p := &peerProc{out: ctl, quit: make(chan struct{}), trace: o.trace}
 	cfg := host.Config{
 		Identity: key,
 		TCP:      tcp.Config{ListenBacklog: o.backlog, DisableReuse: o.noReuse},
@@ -210,8 +212,9 @@ type reply map[string]any
 
 // peerProc is the running peer.
 type peerProc struct {
-	h    *host.Host
-	quit chan struct{} // closed when the control connection ends
+	h     *host.Host
+	quit  chan struct{} // closed when the control connection ends
+	trace bool          // -trace: the diagnostic events too
 
 	outMu sync.Mutex
 	out   io.Writer
@@ -262,12 +265,21 @@ func (p *peerProc) observe(e host.Event) {
 		r["sending"], r["elapsed"] = e.Sending, e.Elapsed
 		r["reason"], r["is"] = e.Err.Error(), errorKinds(e.Err)
 	case host.BackoffScheduled:
+		if !p.trace {
+			return
+		}
 		r["event"], r["peer"], r["remote"] = "backoff", e.Peer.String(), e.Addr.String()
 		r["failures"], r["until"] = e.Failures, e.Until.UnixNano()
 		r["reason"], r["is"] = e.Err.Error(), errorKinds(e.Err)
 	case host.KeepaliveFailed:
+		if !p.trace {
+			return
+		}
 		r["event"], r["peer"], r["seq"] = "keepalive_failed", e.Peer.String(), e.Seq
 	case host.UpgradeEvent:
+		if !p.trace {
+			return
+		}
 		switch u := e.Event.(type) {
 		case upgrader.UpgradeStarted:
 			r["event"], r["peer"], r["direction"] = "upgrade_started", u.ExpectedPeer.String(), u.Direction.String()
